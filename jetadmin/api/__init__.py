@@ -1,0 +1,1 @@
+"""The API base shared by every app: errors, pagination, parsers, permission plumbing."""

@@ -1,0 +1,64 @@
+"""The embedded Celery worker: real Celery tasks consumed inside the server process.
+
+On the embedded default the broker is ``memory://``, which only works within one process, so the
+server starts Celery's own worker (``celery.contrib.testing.worker``'s controller, thread pool) in a
+background thread. Tasks go through the same publish → consume → ack path as on Redis; only the
+transport differs. Measured (ARCHITECTURE §5): ≈2.4 ms per task hop at a 2 ms polling interval.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any
+
+from celery.contrib.testing.worker import TestWorkController
+from django.conf import settings
+
+from jetadmin.celery import app
+
+logger = logging.getLogger(__name__)
+
+_lock = threading.Lock()
+_worker: Any = None
+_thread: threading.Thread | None = None
+
+
+class EmbeddedWorkController(TestWorkController):
+    """Celery's in-thread worker; kept as a subclass so the embedded worker has its own name in logs."""
+
+
+def start(concurrency: int | None = None) -> Any:
+    """Start the in-process worker once (idempotent); returns the worker controller."""
+    global _worker, _thread
+    with _lock:
+        if _worker is not None:
+            return _worker
+        worker = EmbeddedWorkController(
+            app=app,
+            concurrency=concurrency or settings.JETADMIN_EMBEDDED_WORKER_CONCURRENCY,
+            hostname="embedded@jetadmin",
+            pool="threads",
+            loglevel="WARNING",
+            ready_callback=None,
+            without_heartbeat=True,
+            without_mingle=True,
+            without_gossip=True,
+        )
+        thread = threading.Thread(target=worker.start, name="jetadmin-embedded-worker", daemon=True)
+        thread.start()
+        worker.ensure_started()
+        _worker, _thread = worker, thread
+        logger.info("embedded Celery worker started (broker %s)", app.conf.broker_url)
+        return worker
+
+
+def stop(timeout: float = 10.0) -> None:
+    global _worker, _thread
+    with _lock:
+        if _worker is None:
+            return
+        _worker.stop()
+        if _thread is not None:
+            _thread.join(timeout)
+        _worker, _thread = None, None

@@ -1,0 +1,51 @@
+"""``manage.py serve``: the whole product in one process.
+
+HTTP and websockets through uvicorn on the Channels ASGI app. On the embedded default (no
+``REDIS_URL``) it also starts the in-process Celery worker; with ``REDIS_URL`` set it serves
+HTTP/websockets only and ``celery -A jetadmin worker`` / ``beat`` run beside it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.core.management.base import BaseCommand
+
+
+class Command(BaseCommand):
+    help = "Serve jetadmin (HTTP + websockets; plus the in-process worker on the embedded default)."
+
+    def add_arguments(self, parser: Any) -> None:
+        parser.add_argument("--host", default="127.0.0.1")
+        parser.add_argument("--port", type=int, default=8000)
+        parser.add_argument("--workers", type=int, default=1, help="uvicorn processes (distributed mode only)")
+        parser.add_argument("--no-worker", action="store_true", help="do not start the embedded Celery worker")
+
+    def handle(self, *args: Any, **opts: Any) -> None:
+        import uvicorn
+
+        from jetadmin import embedded
+
+        host, port = opts["host"], opts["port"]
+        if settings.EMBEDDED and not opts["no_worker"]:
+            embedded.start()
+            mode = "embedded (SQLite, in-process worker, in-memory channel layer)"
+        else:
+            mode = "distributed (run `celery -A jetadmin worker` and `celery -A jetadmin beat` beside it)"
+        shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host  # noqa: S104 - only for the printed URL
+        self.stdout.write(self.style.SUCCESS(f"jetadmin serving on http://{shown}:{port}/  [{mode}]"))
+        workers = 1 if settings.EMBEDDED else opts["workers"]
+        try:
+            uvicorn.run(
+                "jetadmin.asgi:application",
+                host=host,
+                port=port,
+                workers=workers,
+                lifespan="off",
+                log_level="info",
+                proxy_headers=True,
+            )
+        finally:
+            if settings.EMBEDDED:
+                embedded.stop()

@@ -1,0 +1,111 @@
+"""Health probes and error pages.
+
+``/healthz`` says the process is alive. ``/readyz`` checks what a request needs: the database, the
+Celery broker and the channel layer, and answers 503 naming what is down. The error handlers answer
+in the API's JSON error shape under ``/api/`` and with HTML pages elsewhere.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+from django.db import connection
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import render
+
+from jetadmin.api.errors import error_response
+from jetadmin.celery import app as celery_app
+
+logger = logging.getLogger(__name__)
+
+
+def healthz(request: HttpRequest) -> JsonResponse:
+    return JsonResponse({"status": "ok"})
+
+
+def _check_database() -> None:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1")
+        cursor.fetchone()
+
+
+def _check_broker() -> None:
+    with celery_app.connection_for_write() as conn:
+        conn.ensure_connection(max_retries=1, timeout=2)
+        if conn.transport_cls not in ("memory",):
+            conn.default_channel  # noqa: B018 - opening the channel is the check
+
+
+def _check_channel_layer() -> None:
+    layer = get_channel_layer()
+    if layer is None:
+        raise RuntimeError("no channel layer configured")
+
+    async def roundtrip() -> None:
+        channel = await layer.new_channel("readyz.")
+        token = uuid.uuid4().hex
+        await layer.send(channel, {"type": "readyz.ping", "token": token})
+        message = await layer.receive(channel)
+        if message.get("token") != token:
+            raise RuntimeError("channel layer returned a foreign message")
+
+    async_to_sync(roundtrip)()
+
+
+CHECKS: dict[str, Callable[[], None]] = {
+    "database": _check_database,
+    "broker": _check_broker,
+    "channel_layer": _check_channel_layer,
+}
+
+
+def readyz(request: HttpRequest) -> JsonResponse:
+    results: dict[str, Any] = {}
+    ok = True
+    for name, check in CHECKS.items():
+        started = time.perf_counter()
+        try:
+            check()
+        except Exception as exc:  # any failure means "not ready"; the reason goes to the body and the log
+            ok = False
+            logger.warning("readyz: %s check failed: %s", name, exc)
+            results[name] = {"ok": False, "error": f"{type(exc).__name__}: {exc}"[:300]}
+        else:
+            results[name] = {"ok": True, "ms": round((time.perf_counter() - started) * 1000, 1)}
+    return JsonResponse({"status": "ok" if ok else "unavailable", "checks": results}, status=200 if ok else 503)
+
+
+def _is_api(request: HttpRequest) -> bool:
+    return request.path.startswith("/api/")
+
+
+def _page(request: HttpRequest, status: int, title: str, message: str) -> HttpResponse:
+    if _is_api(request):
+        return error_response(status, message)
+    return render(request, "error.html", {"title": title, "message": message}, status=status)
+
+
+def bad_request(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    return _page(request, 400, "Bad request", "The request could not be understood.")
+
+
+def permission_denied(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    return _page(request, 403, "Forbidden", "You do not have permission to do this.")
+
+
+def page_not_found(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    return _page(request, 404, "Not found", "There is nothing here, or you cannot see it.")
+
+
+def server_error(request: HttpRequest) -> HttpResponse:
+    if _is_api(request):
+        return JsonResponse(
+            {"error": {"code": "server_error", "message": "Internal server error.", "details": {}}}, status=500
+        )
+    return render(request, "error.html", {"title": "Server error", "message": "Something broke."}, status=500)

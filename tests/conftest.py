@@ -1,0 +1,176 @@
+"""Shared fixtures: users, tenants, authenticated API clients, and real server subprocesses.
+
+Tests that start processes (``manage.py serve``, ``celery worker``) use
+``@pytest.mark.django_db(transaction=True)`` and hand the process :func:`subprocess_env`, whose
+``DATABASE_URL`` names pytest-django's test database, so both sides see the same rows.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.core.cache import cache
+from django.db import connection
+from rest_framework.test import APIClient
+
+from apps.tenancy import services
+from apps.tenancy.models import Membership, Role, Tenant, User
+
+ROOT = Path(__file__).resolve().parent.parent
+PASSWORD = "correct-horse-battery-staple-9"
+ARTIFACTS = Path(os.environ.get("JETADMIN_TEST_ARTIFACTS", ROOT / "tests" / "artifacts"))
+
+
+@pytest.fixture(autouse=True)
+def _clear_cache() -> Iterator[None]:
+    cache.clear()  # throttle counters live in the cache
+    yield
+
+
+@pytest.fixture
+def make_user(db: Any) -> Callable[..., User]:
+    counter = {"n": 0}
+
+    def make(username: str | None = None, **extra: Any) -> User:
+        counter["n"] += 1
+        name = username or f"user{counter['n']}_{os.urandom(3).hex()}"
+        user = User.objects.create_user(username=name, email=f"{name}@example.com", password=PASSWORD, **extra)
+        return user
+
+    return make
+
+
+@pytest.fixture
+def make_tenant(make_user: Callable[..., User]) -> Callable[..., Tenant]:
+    def make(name: str = "Acme", owner: User | None = None) -> Tenant:
+        return services.tenant_create(actor=services.Actor(user=owner or make_user()), name=name)
+
+    return make
+
+
+def role(tenant: Tenant, name: str) -> Role:
+    return Role.objects.get(tenant=tenant, name=name)
+
+
+def add_member(tenant: Tenant, user: User, role_name: str) -> Membership:
+    """Test setup shortcut (no audit row): ``user`` joins ``tenant`` with the named role."""
+    return Membership.objects.create(tenant=tenant, user=user, role=role(tenant, role_name))
+
+
+def token_client(user: User) -> APIClient:
+    _, raw = services.auth_token_create(user=user)
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {raw}")
+    return client
+
+
+def key_client(raw_key: str) -> APIClient:
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Api-Key {raw_key}")
+    return client
+
+
+@pytest.fixture
+def api() -> Callable[[User], APIClient]:
+    return token_client
+
+
+def assert_error(response: Any, status: int, code: str | None = None) -> dict[str, Any]:
+    """The response is ``status`` in the contract's error shape; returns the error object."""
+    assert response.status_code == status, (response.status_code, getattr(response, "content", b"")[:500])
+    body = response.json()
+    assert set(body) == {"error"}, body
+    error = body["error"]
+    assert {"code", "message", "details"} <= set(error), error
+    assert isinstance(error["message"], str) and error["message"]
+    if code:
+        assert error["code"] == code, error
+    return error
+
+
+# --- real processes -----------------------------------------------------------------------------------
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def subprocess_env(**extra: str) -> dict[str, str]:
+    """Environment for a child process that must see this test's database (transaction=True tests)."""
+    settings_dict = connection.settings_dict
+    env = dict(os.environ)
+    if connection.vendor == "postgresql":
+        host = settings_dict.get("HOST") or "127.0.0.1"
+        port = settings_dict.get("PORT") or 5432
+        user = settings_dict.get("USER") or "postgres"
+        env["DATABASE_URL"] = f"postgres://{user}@{host}:{port}/{settings_dict['NAME']}"
+    else:
+        name = str(settings_dict["NAME"])
+        assert "memory" not in name, "subprocess tests need a file-backed SQLite test database"
+        env["DATABASE_URL"] = f"sqlite:///{name}"
+    env.update(extra)
+    return env
+
+
+class ServerProcess:
+    def __init__(self, proc: subprocess.Popen[bytes], url: str, log: Path) -> None:
+        self.proc, self.url, self.log = proc, url, log
+
+
+def _stop(proc: subprocess.Popen[bytes], timeout: float = 10) -> None:
+    if proc.poll() is None:
+        try:
+            os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait(timeout=timeout)
+        except (ProcessLookupError, subprocess.TimeoutExpired):
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            proc.wait(timeout=timeout)
+
+
+@pytest.fixture
+def serve_process(tmp_path: Path) -> Iterator[Callable[..., ServerProcess]]:
+    """Start ``manage.py serve`` on a free port against the test database; killed at teardown."""
+    started: list[subprocess.Popen[bytes]] = []
+
+    def start(timeout: float = 30, **env: str) -> ServerProcess:
+        import urllib.request
+
+        port = free_port()
+        log = tmp_path / f"serve-{port}.log"
+        proc = subprocess.Popen(
+            [sys.executable, "manage.py", "serve", "--port", str(port)],
+            cwd=ROOT,
+            env=subprocess_env(**env),
+            stdout=log.open("wb"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        started.append(proc)
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise AssertionError(f"serve exited early:\n{log.read_text()}")
+            try:
+                with urllib.request.urlopen(url + "/healthz", timeout=1) as r:  # noqa: S310 - local test server
+                    if r.status == 200:
+                        return ServerProcess(proc, url, log)
+            except OSError:
+                time.sleep(0.2)
+        raise AssertionError(f"serve did not answer /healthz in {timeout}s:\n{log.read_text()}")
+
+    yield start
+    for proc in started:
+        _stop(proc)
