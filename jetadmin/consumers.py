@@ -17,11 +17,16 @@ class EventsConsumer(AsyncJsonWebsocketConsumer):
 
     async def receive_json(self, content: Any, **kwargs: Any) -> None:
         if not isinstance(content, dict) or not isinstance(content.get("event"), str):
-            await self.send_json({"event": "error", "data": {"code": "bad_message", "message": "Expected {event, data}."}})
+            await self.send_json(
+                {"event": "error", "data": {"code": "bad_message", "message": "Expected {event, data}."}}
+            )
             return
         if content["event"] == "ping":
             await self.send_json({"event": "pong", "data": content.get("data") or {}})
             return
         await self.send_json(
-            {"event": "error", "data": {"code": "unknown_event", "message": f"Unknown event {content['event']!r}."}}
+            {
+                "event": "error",
+                "data": {"code": "unknown_event", "message": f"Unknown event {content['event']!r}."},
+            }
         )

@@ -14,6 +14,7 @@ from __future__ import annotations
 import secrets
 import warnings
 from pathlib import Path
+from typing import Any
 
 import environ
 
@@ -125,6 +126,10 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 
+if env.list("JETADMIN_PASSWORD_HASHERS", default=[]):
+    # Tests use a fast hasher, and hand the same list to the server processes they start.
+    PASSWORD_HASHERS = env.list("JETADMIN_PASSWORD_HASHERS")
+
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
 USE_I18N = True
@@ -163,7 +168,7 @@ DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="jetadmin <noreply@lo
 JETADMIN_PUBLIC_URL = env.str("JETADMIN_PUBLIC_URL", default="http://127.0.0.1:8000")
 
 # --- REST API -------------------------------------------------------------------------------------
-REST_FRAMEWORK = {
+REST_FRAMEWORK: dict[str, Any] = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "apps.tenancy.authentication.TokenAuthentication",
         "apps.tenancy.authentication.APIKeyAuthentication",
@@ -191,11 +196,6 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
-    "APPEND_COMPONENTS": {
-        "securitySchemes": {
-            "ApiKeyAuth": {"type": "apiKey", "in": "header", "name": "Authorization"},
-        }
-    },
 }
 
 JETADMIN_TOKEN_TTL_HOURS = env.int("JETADMIN_TOKEN_TTL_HOURS", default=24 * 14)

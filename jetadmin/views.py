@@ -78,7 +78,9 @@ def readyz(request: HttpRequest) -> JsonResponse:
             results[name] = {"ok": False, "error": f"{type(exc).__name__}: {exc}"[:300]}
         else:
             results[name] = {"ok": True, "ms": round((time.perf_counter() - started) * 1000, 1)}
-    return JsonResponse({"status": "ok" if ok else "unavailable", "checks": results}, status=200 if ok else 503)
+    return JsonResponse(
+        {"status": "ok" if ok else "unavailable", "checks": results}, status=200 if ok else 503
+    )
 
 
 def _is_api(request: HttpRequest) -> bool:
@@ -106,6 +108,7 @@ def page_not_found(request: HttpRequest, exception: Exception | None = None) -> 
 def server_error(request: HttpRequest) -> HttpResponse:
     if _is_api(request):
         return JsonResponse(
-            {"error": {"code": "server_error", "message": "Internal server error.", "details": {}}}, status=500
+            {"error": {"code": "server_error", "message": "Internal server error.", "details": {}}},
+            status=500,
         )
     return render(request, "error.html", {"title": "Server error", "message": "Something broke."}, status=500)

@@ -7,6 +7,7 @@ Tests that start processes (``manage.py serve``, ``celery worker``) use
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -30,8 +31,12 @@ PASSWORD = "correct-horse-battery-staple-9"
 ARTIFACTS = Path(os.environ.get("JETADMIN_TEST_ARTIFACTS", ROOT / "tests" / "artifacts"))
 
 
+FAST_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
 @pytest.fixture(autouse=True)
-def _clear_cache() -> Iterator[None]:
+def _fast_and_clean(settings: Any) -> Iterator[None]:
+    settings.PASSWORD_HASHERS = FAST_HASHERS  # PBKDF2's 1M rounds would dominate the suite's time
     cache.clear()  # throttle counters live in the cache
     yield
 
@@ -43,7 +48,9 @@ def make_user(db: Any) -> Callable[..., User]:
     def make(username: str | None = None, **extra: Any) -> User:
         counter["n"] += 1
         name = username or f"user{counter['n']}_{os.urandom(3).hex()}"
-        user = User.objects.create_user(username=name, email=f"{name}@example.com", password=PASSWORD, **extra)
+        user = User.objects.create_user(
+            username=name, email=f"{name}@example.com", password=PASSWORD, **extra
+        )
         return user
 
     return make
@@ -117,6 +124,7 @@ def subprocess_env(**extra: str) -> dict[str, str]:
         name = str(settings_dict["NAME"])
         assert "memory" not in name, "subprocess tests need a file-backed SQLite test database"
         env["DATABASE_URL"] = f"sqlite:///{name}"
+    env["JETADMIN_PASSWORD_HASHERS"] = ",".join(FAST_HASHERS)
     env.update(extra)
     return env
 
@@ -132,10 +140,8 @@ def _stop(proc: subprocess.Popen[bytes], timeout: float = 10) -> None:
             os.killpg(proc.pid, signal.SIGTERM)
             proc.wait(timeout=timeout)
         except (ProcessLookupError, subprocess.TimeoutExpired):
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
             proc.wait(timeout=timeout)
 
 

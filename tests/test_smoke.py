@@ -16,8 +16,11 @@ def test_healthz(client):
 def test_token_login_and_me(client, make_user, make_tenant, api):
     user = make_user("alice")
     tenant = make_tenant("Acme", owner=user)
-    r = client.post("/api/v1/auth/token/", {"username": "alice", "password": "correct-horse-battery-staple-9"},
-                    content_type="application/json")
+    r = client.post(
+        "/api/v1/auth/token/",
+        {"username": "alice", "password": "correct-horse-battery-staple-9"},
+        content_type="application/json",
+    )
     assert r.status_code == 201, r.content
     token = r.json()["token"]
     me = client.get("/api/v1/me/", HTTP_AUTHORIZATION=f"Token {token}")

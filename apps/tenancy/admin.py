@@ -80,7 +80,16 @@ class InviteAdmin(admin.ModelAdmin):
 
 @admin.register(AuditLog)
 class AuditLogAdmin(admin.ModelAdmin):
-    list_display = ["created_at", "tenant_name", "action", "object_type", "object_id", "actor", "api_key", "ip"]
+    list_display = [
+        "created_at",
+        "tenant_name",
+        "action",
+        "object_type",
+        "object_id",
+        "actor",
+        "api_key",
+        "ip",
+    ]
     list_filter = ["action", "object_type"]
     search_fields = ["object_id", "action", "tenant_name", "actor__username"]
     date_hierarchy = "created_at"

@@ -15,7 +15,7 @@ from rest_framework.request import Request
 from . import services
 from .models import APIKey
 
-MSG_BAD_TOKEN = "Invalid or expired token."
+MSG_BAD_TOKEN = "Invalid or expired token."  # noqa: S105 - a message, not a password
 MSG_BAD_KEY = "Invalid or revoked API key."
 MSG_BAD_HEADER = "Malformed Authorization header."
 

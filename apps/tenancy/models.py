@@ -37,7 +37,9 @@ PERMISSIONS: dict[str, str] = {
 }
 
 _VIEW = [p for p in PERMISSIONS if p.endswith(".view") and p != "audit.view"]
-_CONTENT = [p for p in PERMISSIONS if p.split(".")[0] in {"datasource", "query", "workflow", "widget", "dashboard"}]
+_CONTENT = [
+    p for p in PERMISSIONS if p.split(".")[0] in {"datasource", "query", "workflow", "widget", "dashboard"}
+]
 
 BUILTIN_ROLES: dict[str, list[str]] = {
     "owner": list(PERMISSIONS),
@@ -99,7 +101,9 @@ class Membership(UUIDModel):
 
     class Meta:
         ordering = ["created_at", "id"]
-        constraints = [models.UniqueConstraint(fields=["tenant", "user"], name="membership_unique_user_per_tenant")]
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "user"], name="membership_unique_user_per_tenant")
+        ]
 
     def __str__(self) -> str:
         return f"{self.user} in {self.tenant} ({self.role})"
@@ -162,7 +166,9 @@ class Invite(UUIDModel):
 
 
 class AuditLog(UUIDModel):
-    tenant = models.ForeignKey(Tenant, null=True, blank=True, on_delete=models.SET_NULL, related_name="audit_logs")
+    tenant = models.ForeignKey(
+        Tenant, null=True, blank=True, on_delete=models.SET_NULL, related_name="audit_logs"
+    )
     # Kept after the tenant is deleted, so deleting a tenant is itself auditable.
     tenant_name = models.CharField(max_length=200, blank=True, default="")
     actor = models.ForeignKey(User, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")

@@ -56,7 +56,11 @@ def tenant_access(*, user: User | None, api_key: APIKey | None, tenant_id: Any) 
 
 
 def tenant_list_for_user(*, user: User) -> QuerySet[Membership]:
-    return Membership.objects.filter(user=user).select_related("tenant", "role").order_by("tenant__name", "tenant_id")
+    return (
+        Membership.objects.filter(user=user)
+        .select_related("tenant", "role")
+        .order_by("tenant__name", "tenant_id")
+    )
 
 
 def member_list(*, tenant: Tenant) -> QuerySet[Membership]:
@@ -71,7 +75,12 @@ def member_get(*, tenant: Tenant, member_id: Any) -> Membership:
 
 
 def role_list(*, tenant: Tenant) -> QuerySet[Role]:
-    return Role.objects.filter(tenant=tenant).select_related("tenant").annotate(member_count=Count("memberships"))
+    return (
+        Role.objects.filter(tenant=tenant)
+        .select_related("tenant")
+        .annotate(member_count=Count("memberships"))
+        .order_by("-is_builtin", "name")
+    )
 
 
 def role_get(*, tenant: Tenant, role_id: Any) -> Role:

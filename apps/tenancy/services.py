@@ -108,7 +108,7 @@ def audit_log_write(
         actor=actor.user,
         api_key=actor.api_key,
         action=action,
-        object_type=object_type or (obj._meta.model_name if obj is not None else ""),  # type: ignore[union-attr]
+        object_type=object_type or (str(obj._meta.model_name) if obj is not None else ""),
         object_id=object_id or (str(obj.pk) if obj is not None else ""),
         changes=_scrub(changes or {}),
         ip=actor.ip,
@@ -135,7 +135,9 @@ def tenant_update(*, actor: Actor, tenant: Tenant, name: str) -> Tenant:
     old = tenant.name
     tenant.name = name
     tenant.save(update_fields=["name"])
-    audit_log_write(actor=actor, tenant=tenant, action="tenant.update", obj=tenant, changes={"name": [old, name]})
+    audit_log_write(
+        actor=actor, tenant=tenant, action="tenant.update", obj=tenant, changes={"name": [old, name]}
+    )
     return tenant
 
 
@@ -143,18 +145,27 @@ def tenant_update(*, actor: Actor, tenant: Tenant, name: str) -> Tenant:
 def tenant_delete(*, actor: Actor, tenant: Tenant) -> None:
     if not _is_owner(actor=actor, tenant=tenant):
         raise ApplicationError(MSG_OWNER_ONLY, code="permission_denied", status_code=403)
-    audit_log_write(actor=actor, tenant=tenant, action="tenant.delete", obj=tenant, changes={"name": tenant.name})
+    audit_log_write(
+        actor=actor, tenant=tenant, action="tenant.delete", obj=tenant, changes={"name": tenant.name}
+    )
+    # Roles are PROTECTed against deletion while held; the tenant's own holders go first.
+    Membership.objects.filter(tenant=tenant).delete()
+    APIKey.objects.filter(tenant=tenant).delete()
     tenant.delete()
 
 
 def _is_owner(*, actor: Actor, tenant: Tenant) -> bool:
     if actor.user is None:
         return False
-    return Membership.objects.filter(tenant=tenant, user=actor.user, role__name=OWNER, role__is_builtin=True).exists()
+    return Membership.objects.filter(
+        tenant=tenant, user=actor.user, role__name=OWNER, role__is_builtin=True
+    ).exists()
 
 
 # --- members --------------------------------------------------------------------------------------
-def _guard_owner_change(*, actor: Actor, tenant: Tenant, old_role: Role | None, new_role: Role | None) -> None:
+def _guard_owner_change(
+    *, actor: Actor, tenant: Tenant, old_role: Role | None, new_role: Role | None
+) -> None:
     touches_owner = any(r is not None and r.is_builtin and r.name == OWNER for r in (old_role, new_role))
     if touches_owner and not _is_owner(actor=actor, tenant=tenant):
         raise ApplicationError(MSG_OWNER_ONLY, code="permission_denied", status_code=403)
@@ -221,13 +232,19 @@ def _check_permission_codes(codes: list[str]) -> list[str]:
 
 
 @transaction.atomic
-def role_create(*, actor: Actor, tenant: Tenant, name: str, permissions: list[str], description: str = "") -> Role:
+def role_create(
+    *, actor: Actor, tenant: Tenant, name: str, permissions: list[str], description: str = ""
+) -> Role:
     perms = _check_permission_codes(permissions)
     if Role.objects.filter(tenant=tenant, name=name).exists():
         raise Conflict(MSG_ROLE_EXISTS, details={"name": [MSG_ROLE_EXISTS]})
     role = Role.objects.create(tenant=tenant, name=name, permissions=perms, description=description)
     audit_log_write(
-        actor=actor, tenant=tenant, action="role.create", obj=role, changes={"name": name, "permissions": perms}
+        actor=actor,
+        tenant=tenant,
+        action="role.create",
+        obj=role,
+        changes={"name": name, "permissions": perms},
     )
     return role
 
@@ -266,7 +283,9 @@ def role_delete(*, actor: Actor, role: Role) -> None:
         raise ApplicationError(MSG_BUILTIN_ROLE)
     if role.memberships.exists() or role.api_keys.filter(revoked_at__isnull=True).exists():
         raise Conflict(MSG_ROLE_IN_USE)
-    audit_log_write(actor=actor, tenant=role.tenant, action="role.delete", obj=role, changes={"name": role.name})
+    audit_log_write(
+        actor=actor, tenant=role.tenant, action="role.delete", obj=role, changes={"name": role.name}
+    )
     role.api_keys.all().delete()  # only revoked keys are left; they would block the PROTECT FK
     role.delete()
 
@@ -280,7 +299,11 @@ def api_key_create(*, actor: Actor, tenant: Tenant, name: str, role: Role) -> tu
         tenant=tenant, role=role, name=name, prefix=prefix, key_hash=_hash(raw), created_by=actor.user
     )
     audit_log_write(
-        actor=actor, tenant=tenant, action="api_key.create", obj=key, changes={"name": name, "role": role.name}
+        actor=actor,
+        tenant=tenant,
+        action="api_key.create",
+        obj=key,
+        changes={"name": name, "role": role.name},
     )
     return key, raw
 
@@ -291,7 +314,11 @@ def api_key_revoke(*, actor: Actor, api_key: APIKey) -> APIKey:
         api_key.revoked_at = timezone.now()
         api_key.save(update_fields=["revoked_at"])
     audit_log_write(
-        actor=actor, tenant=api_key.tenant, action="api_key.revoke", obj=api_key, changes={"name": api_key.name}
+        actor=actor,
+        tenant=api_key.tenant,
+        action="api_key.revoke",
+        obj=api_key,
+        changes={"name": api_key.name},
     )
     return api_key
 
@@ -350,7 +377,11 @@ def invite_create(*, actor: Actor, tenant: Tenant, email: str, role: Role) -> In
         expires_at=timezone.now() + timedelta(hours=settings.JETADMIN_INVITE_TTL_HOURS),
     )
     audit_log_write(
-        actor=actor, tenant=tenant, action="invite.create", obj=invite, changes={"email": email, "role": role.name}
+        actor=actor,
+        tenant=tenant,
+        action="invite.create",
+        obj=invite,
+        changes={"email": email, "role": role.name},
     )
     link = settings.JETADMIN_PUBLIC_URL.rstrip("/") + reverse("invite-accept", kwargs={"token": raw})
     subject = f"You are invited to {tenant.name} on jetadmin"
@@ -431,7 +462,10 @@ def invite_accept(
 # --- users ----------------------------------------------------------------------------------------
 def user_find(*, identifier: str) -> User:
     """A user by username or email (for adding members)."""
-    user = User.objects.filter(username=identifier).first() or User.objects.filter(email__iexact=identifier).first()
+    user = (
+        User.objects.filter(username=identifier).first()
+        or User.objects.filter(email__iexact=identifier).first()
+    )
     if user is None:
         raise ApplicationError(MSG_NO_SUCH_USER, details={"user": [MSG_NO_SUCH_USER]})
     return user

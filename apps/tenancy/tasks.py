@@ -7,6 +7,8 @@ from django.conf import settings
 from django.core.mail import send_mail
 
 
-@shared_task(name="tenancy.send_email", acks_late=True, autoretry_for=(OSError,), max_retries=5, retry_backoff=True)
+@shared_task(
+    name="tenancy.send_email", acks_late=True, autoretry_for=(OSError,), max_retries=5, retry_backoff=True
+)
 def send_email(*, to: list[str], subject: str, body: str) -> int:
     return send_mail(subject, body, settings.DEFAULT_FROM_EMAIL, to)

@@ -54,7 +54,7 @@ def invite_accept_page(request: HttpRequest, token: str) -> HttpResponse:
         try:
             membership = services.invite_accept(
                 raw_token=token,
-                user=user,  # type: ignore[arg-type]
+                user=user,
                 username=request.POST.get("username", ""),
                 password=request.POST.get("password", ""),
                 ip=client_ip(request),

@@ -20,8 +20,8 @@ from rest_framework.response import Response
 class ApplicationError(Exception):
     """A business rule said no. Mapped to a 4xx (default 400) with field details."""
 
-    status_code = status.HTTP_400_BAD_REQUEST
-    code = "validation_error"
+    status_code: int = status.HTTP_400_BAD_REQUEST
+    code: str = "validation_error"
 
     def __init__(
         self,
@@ -41,8 +41,8 @@ class ApplicationError(Exception):
 
 
 class Conflict(ApplicationError):
-    status_code = status.HTTP_409_CONFLICT
-    code = "conflict"
+    status_code: int = status.HTTP_409_CONFLICT
+    code: str = "conflict"
 
 
 class PayloadTooLarge(exceptions.APIException):
@@ -100,7 +100,9 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     if isinstance(exc, RequestDataTooBig):
         exc = PayloadTooLarge()
     if isinstance(exc, DjangoValidationError):
-        exc = exceptions.ValidationError(detail=exc.message_dict if hasattr(exc, "error_dict") else exc.messages)
+        exc = exceptions.ValidationError(
+            detail=exc.message_dict if hasattr(exc, "error_dict") else exc.messages
+        )
     if isinstance(exc, Http404):
         exc = exceptions.NotFound()
     if isinstance(exc, DjangoPermissionDenied):
@@ -114,7 +116,8 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     if response is None:
         return None  # a real bug: let Django log it and answer 500
 
-    assert isinstance(exc, exceptions.APIException)
+    if not isinstance(exc, exceptions.APIException):  # DRF only answers for its own exceptions
+        return response
     if isinstance(exc, exceptions.ValidationError):
         details = _flatten(exc.detail)
         if not isinstance(details, dict):
@@ -124,8 +127,9 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     else:
         details = {}
         message = str(exc.detail) if not isinstance(exc.detail, dict | list) else str(_flatten(exc.detail))
-        code = _CODES.get(response.status_code) or getattr(exc, "default_code", "error")
-        if isinstance(exc, exceptions.Throttled) and exc.wait is not None:
-            details = {"retry_after_s": exc.wait}
+        code = _CODES.get(response.status_code) or str(getattr(exc, "default_code", "error"))
+        wait = getattr(exc, "wait", None)
+        if isinstance(exc, exceptions.Throttled) and wait is not None:
+            details = {"retry_after_s": wait}
     response.data = error_body(code, message, details)
     return response

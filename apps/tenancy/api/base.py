@@ -30,7 +30,7 @@ def request_principal(request: Request) -> tuple[User | None, APIKey | None]:
     user = request.user
     if isinstance(user, APIKeyPrincipal) or not user.is_authenticated:
         return None, None
-    return user, None  # type: ignore[return-value]
+    return user, None
 
 
 def actor_from_request(request: Request) -> Actor:

@@ -38,7 +38,9 @@ class RoleUpdateInput(serializers.Serializer):
     name = serializers.CharField(max_length=100, required=False)
     description = serializers.CharField(max_length=500, required=False, allow_blank=True)
     permissions = serializers.ListField(
-        child=serializers.ChoiceField(choices=list(PERMISSIONS)), max_length=len(PERMISSIONS) * 2, required=False
+        child=serializers.ChoiceField(choices=list(PERMISSIONS)),
+        max_length=len(PERMISSIONS) * 2,
+        required=False,
     )
 
 
@@ -121,7 +123,17 @@ class APIKeyOutput(serializers.ModelSerializer):
 
     class Meta:
         model = APIKey
-        fields = ["id", "name", "prefix", "role", "created_by", "created_at", "last_used_at", "revoked_at", "is_active"]
+        fields = [
+            "id",
+            "name",
+            "prefix",
+            "role",
+            "created_by",
+            "created_at",
+            "last_used_at",
+            "revoked_at",
+            "is_active",
+        ]
 
 
 class APIKeyCreatedOutput(APIKeyOutput):
@@ -156,7 +168,17 @@ class AuditLogOutput(serializers.ModelSerializer):
 
     class Meta:
         model = AuditLog
-        fields = ["id", "action", "object_type", "object_id", "changes", "actor", "api_key", "ip", "created_at"]
+        fields = [
+            "id",
+            "action",
+            "object_type",
+            "object_id",
+            "changes",
+            "actor",
+            "api_key",
+            "ip",
+            "created_at",
+        ]
 
     def get_api_key(self, obj: AuditLog) -> dict[str, str] | None:
         if obj.api_key is None:

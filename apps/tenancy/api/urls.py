@@ -10,14 +10,24 @@ urlpatterns = [
     path("tenants/", views.TenantListView.as_view(), name="api-tenants"),
     path("tenants/<uuid:tenant_id>/", views.TenantDetailView.as_view(), name="api-tenant"),
     path("tenants/<uuid:tenant_id>/members/", views.MemberListView.as_view(), name="api-members"),
-    path("tenants/<uuid:tenant_id>/members/<uuid:member_id>/", views.MemberDetailView.as_view(), name="api-member"),
+    path(
+        "tenants/<uuid:tenant_id>/members/<uuid:member_id>/",
+        views.MemberDetailView.as_view(),
+        name="api-member",
+    ),
     path("tenants/<uuid:tenant_id>/roles/", views.RoleListView.as_view(), name="api-roles"),
     path("tenants/<uuid:tenant_id>/roles/<uuid:role_id>/", views.RoleDetailView.as_view(), name="api-role"),
     path("tenants/<uuid:tenant_id>/api-keys/", views.APIKeyListView.as_view(), name="api-api-keys"),
-    path("tenants/<uuid:tenant_id>/api-keys/<uuid:key_id>/", views.APIKeyDetailView.as_view(), name="api-api-key"),
+    path(
+        "tenants/<uuid:tenant_id>/api-keys/<uuid:key_id>/",
+        views.APIKeyDetailView.as_view(),
+        name="api-api-key",
+    ),
     path("tenants/<uuid:tenant_id>/invites/", views.InviteListView.as_view(), name="api-invites"),
     path(
-        "tenants/<uuid:tenant_id>/invites/<uuid:invite_id>/", views.InviteDetailView.as_view(), name="api-invite"
+        "tenants/<uuid:tenant_id>/invites/<uuid:invite_id>/",
+        views.InviteDetailView.as_view(),
+        name="api-invite",
     ),
     path("tenants/<uuid:tenant_id>/audit-logs/", views.AuditLogListView.as_view(), name="api-audit-logs"),
 ]

@@ -35,7 +35,9 @@ def _role(tenant: Tenant, value: str) -> Role:
 
 def _valid(serializer_class: Any, request: Request, **kwargs: Any) -> dict[str, Any]:
     if not isinstance(request.data, dict):
-        raise ApplicationError("Expected a JSON object.", details={"non_field_errors": ["Expected a JSON object."]})
+        raise ApplicationError(
+            "Expected a JSON object.", details={"non_field_errors": ["Expected a JSON object."]}
+        )
     serializer = serializer_class(data=request.data, **kwargs)
     serializer.is_valid(raise_exception=True)
     return serializer.validated_data
@@ -47,21 +49,29 @@ class AuthTokenView(APIView):
     throttle_classes = [ScopedRateThrottle]
     throttle_scope = "login"
 
-    @extend_schema(summary="Log in: exchange username and password for an API token", request=s.TokenInput,
-                   responses={201: s.TokenOutput}, auth=[])
+    @extend_schema(
+        summary="Log in: exchange username and password for an API token",
+        request=s.TokenInput,
+        responses={201: s.TokenOutput},
+        auth=[],
+    )
     def post(self, request: Request) -> Response:
         data = _valid(s.TokenInput, request)
         user = authenticate(request._request, username=data["username"], password=data["password"])
         if user is None:
             raise AuthenticationFailed(MSG_BAD_CREDENTIALS)
-        token, raw = services.auth_token_create(user=user, ip=client_ip(request))  # type: ignore[arg-type]
+        token, raw = services.auth_token_create(user=user, ip=client_ip(request))
         return Response({"token": raw, "expires_at": token.expires_at}, status=status.HTTP_201_CREATED)
 
-    @extend_schema(summary="Log out: revoke the token used for this request", request=None, responses={204: None})
+    @extend_schema(
+        summary="Log out: revoke the token used for this request", request=None, responses={204: None}
+    )
     def delete(self, request: Request) -> Response:
         if not isinstance(request.auth, AuthToken):
-            raise ApplicationError("Send the token to revoke in the Authorization header.",
-                                   details={"Authorization": ["Expected 'Token <token>'."]})
+            raise ApplicationError(
+                "Send the token to revoke in the Authorization header.",
+                details={"Authorization": ["Expected 'Token <token>'."]},
+            )
         services.auth_token_revoke(actor=self.actor(), token=request.auth)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
@@ -90,13 +100,20 @@ class InviteAcceptView(APIView):
     throttle_classes = [ScopedRateThrottle]
     throttle_scope = "login"
 
-    @extend_schema(summary="Accept an invite (as the logged-in user, or creating an account)",
-                   request=s.InviteAcceptInput, responses={201: s.MembershipOutput}, auth=[])
+    @extend_schema(
+        summary="Accept an invite (as the logged-in user, or creating an account)",
+        request=s.InviteAcceptInput,
+        responses={201: s.MembershipOutput},
+        auth=[],
+    )
     def post(self, request: Request) -> Response:
         data = _valid(s.InviteAcceptInput, request)
         user, _ = request_principal(request)
         membership = services.invite_accept(
-            raw_token=data["token"], user=user, username=data["username"], password=data["password"],
+            raw_token=data["token"],
+            user=user,
+            username=data["username"],
+            password=data["password"],
             ip=client_ip(request),
         )
         return Response(s.MembershipOutput(membership).data, status=status.HTTP_201_CREATED)
@@ -109,11 +126,15 @@ class TenantListView(APIView):
         user, api_key = request_principal(request)
         if api_key is not None:
             return self.paginated([api_key], s.MyTenantOutput)
-        assert user is not None
+        if user is None:
+            raise PermissionDenied(MSG_API_KEY_NO_USER)
         return self.paginated(selectors.tenant_list_for_user(user=user), s.MyTenantOutput)
 
-    @extend_schema(summary="Create a tenant (you become its owner)", request=s.TenantInput,
-                   responses={201: s.TenantOutput})
+    @extend_schema(
+        summary="Create a tenant (you become its owner)",
+        request=s.TenantInput,
+        responses={201: s.TenantOutput},
+    )
     def post(self, request: Request) -> Response:
         data = _valid(s.TenantInput, request)
         tenant = services.tenant_create(actor=self.actor(), name=data["name"])
@@ -147,8 +168,9 @@ class MemberListView(TenantAPIView):
     def get(self, request: Request, tenant_id: Any) -> Response:
         return self.paginated(selectors.member_list(tenant=self.tenant), s.MembershipOutput)
 
-    @extend_schema(summary="Add an existing user as a member", request=s.MemberInput,
-                   responses={201: s.MembershipOutput})
+    @extend_schema(
+        summary="Add an existing user as a member", request=s.MemberInput, responses={201: s.MembershipOutput}
+    )
     def post(self, request: Request, tenant_id: Any) -> Response:
         data = _valid(s.MemberInput, request)
         user = services.user_find(identifier=data["user"])
@@ -163,9 +185,13 @@ class MemberDetailView(TenantAPIView):
 
     @extend_schema(summary="A member", responses=s.MembershipOutput)
     def get(self, request: Request, tenant_id: Any, member_id: Any) -> Response:
-        return Response(s.MembershipOutput(selectors.member_get(tenant=self.tenant, member_id=member_id)).data)
+        return Response(
+            s.MembershipOutput(selectors.member_get(tenant=self.tenant, member_id=member_id)).data
+        )
 
-    @extend_schema(summary="Change a member's role", request=s.MemberUpdateInput, responses=s.MembershipOutput)
+    @extend_schema(
+        summary="Change a member's role", request=s.MemberUpdateInput, responses=s.MembershipOutput
+    )
     def patch(self, request: Request, tenant_id: Any, member_id: Any) -> Response:
         membership = selectors.member_get(tenant=self.tenant, member_id=member_id)
         data = _valid(s.MemberUpdateInput, request)
@@ -221,12 +247,17 @@ class RoleDetailView(TenantAPIView):
 class APIKeyListView(TenantAPIView):
     permissions = {"GET": "tenant.manage", "POST": "tenant.manage"}
 
-    @extend_schema(summary="API keys of the tenant (never the keys themselves)", responses=s.APIKeyOutput(many=True))
+    @extend_schema(
+        summary="API keys of the tenant (never the keys themselves)", responses=s.APIKeyOutput(many=True)
+    )
     def get(self, request: Request, tenant_id: Any) -> Response:
         return self.paginated(selectors.api_key_list(tenant=self.tenant), s.APIKeyOutput)
 
-    @extend_schema(summary="Create an API key; the response shows the key once", request=s.APIKeyInput,
-                   responses={201: s.APIKeyCreatedOutput})
+    @extend_schema(
+        summary="Create an API key; the response shows the key once",
+        request=s.APIKeyInput,
+        responses={201: s.APIKeyCreatedOutput},
+    )
     def post(self, request: Request, tenant_id: Any) -> Response:
         data = _valid(s.APIKeyInput, request)
         key, raw = services.api_key_create(

@@ -19,8 +19,12 @@ class Command(BaseCommand):
     def add_arguments(self, parser: Any) -> None:
         parser.add_argument("--host", default="127.0.0.1")
         parser.add_argument("--port", type=int, default=8000)
-        parser.add_argument("--workers", type=int, default=1, help="uvicorn processes (distributed mode only)")
-        parser.add_argument("--no-worker", action="store_true", help="do not start the embedded Celery worker")
+        parser.add_argument(
+            "--workers", type=int, default=1, help="uvicorn processes (distributed mode only)"
+        )
+        parser.add_argument(
+            "--no-worker", action="store_true", help="do not start the embedded Celery worker"
+        )
 
     def handle(self, *args: Any, **opts: Any) -> None:
         import uvicorn

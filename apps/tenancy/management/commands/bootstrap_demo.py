@@ -8,7 +8,7 @@ from django.core.management.base import BaseCommand
 from django.db import transaction
 
 from apps.tenancy import services
-from apps.tenancy.models import Membership, Tenant, User
+from apps.tenancy.models import Membership, User
 
 DEMO_TENANT = "Demo"
 
@@ -38,7 +38,6 @@ class Command(BaseCommand):
             tenant = services.tenant_create(actor=services.Actor(user=user), name=DEMO_TENANT)
         else:
             tenant = membership.tenant
-        assert isinstance(tenant, Tenant)
         url = opts["url"].rstrip("/")
         password = opts["password"] + ("" if created else "  (as first set; this run did not change it)")
         self.stdout.write(
