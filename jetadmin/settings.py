@@ -203,7 +203,7 @@ JETADMIN_INVITE_TTL_HOURS = env.int("JETADMIN_INVITE_TTL_HOURS", default=24 * 7)
 
 # --- Celery ----------------------------------------------------------------------------------------
 REDIS_URL = env.str("REDIS_URL", default="")
-CELERY_BROKER_URL = REDIS_URL or "memory://"
+CELERY_BROKER_URL = REDIS_URL or "memory://localhost/"
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1

@@ -1,22 +1,25 @@
 """Property-based fuzzing of the tenancy API (``/api/v1/``) with schemathesis, in-process over WSGI.
 
-The schema is the one the app serves (``/api/schema/``); every operation under ``/api/v1/`` gets
-generated requests (schemathesis' examples, coverage and fuzzing phases, valid and invalid input),
+The schema is the one the app serves (``/api/schema/``). Every operation under ``/api/v1/`` gets
+generated requests (schemathesis' examples, fuzzing and coverage phases, valid and invalid input),
 sent through ``jetadmin.wsgi.application`` with ``Authorization: Token <token>`` of a user who owns
-a tenant. Path ids are mostly replaced with real ones (that tenant, its roles, members, API keys and
-invites) so the handlers behind the tenant check run; the rest stay random and must answer 404.
+a tenant. Path ids are mostly swapped for real ones (that tenant, its roles, members, API keys and
+invites) so the handlers behind the tenant check run; the rest stay random and must be 404s. A
+second test sends hand-picked hostile input the generator rarely produces (NUL bytes, broken or
+deeply nested JSON, odd content types, oversize bodies, malformed ``Authorization`` headers).
 
-Contract checked on every response (CONTRACT "Conventions"):
+The contract checked on every response (CONTRACT "Conventions"):
 
 * never a 5xx;
 * every 4xx body is ``{"error": {"code", "message", "details"}}``.
 
-The app runs in the test's thread on the test's database connection, so rows made by the fixtures
-are visible without committing; each generated request runs in a savepoint that is rolled back, so
-a ``DELETE`` of the tenant or of the token does not starve the cases after it. The figures (requests,
-server errors, contract violations) are printed at the end of the module: run with ``-s``.
+The app runs in the test's thread on the test's database connection, so the fixtures' rows are
+visible without committing. Each request runs in a savepoint that is rolled back afterwards, so a
+``DELETE`` of the tenant or of the token does not starve the cases after it.
 
-``JETADMIN_FUZZ_EXAMPLES`` (default 6) and ``JETADMIN_FUZZ_SEED`` (default fixed) tune the run.
+The figures (requests, server errors, contract violations, each distinct problem with a request
+that triggers it) are printed when the module finishes: run pytest with ``-s``.
+``JETADMIN_FUZZ_EXAMPLES`` (default 6 per operation and phase) and ``JETADMIN_FUZZ_SEED`` tune the run.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import logging
 import os
 import traceback
 import zlib
@@ -31,9 +35,11 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlencode
 
 import pytest
 import schemathesis
+from django.conf import settings as django_settings
 from django.core import signals
 from django.core.cache import cache
 from django.db import close_old_connections, transaction
@@ -61,27 +67,46 @@ CONFIG = schemathesis.Config.from_dict(
 # --- figures for the report --------------------------------------------------------------------------
 @dataclass
 class Stats:
-    requests: int = 0
+    requests: Counter[str] = field(default_factory=Counter)  # by source: generated / hand-picked
     statuses: Counter[int] = field(default_factory=Counter)
-    per_operation: Counter[str] = field(default_factory=Counter)
+    operations: set[str] = field(default_factory=set)
     server_errors: int = 0
     violations: int = 0
-    # distinct problems: (kind, operation, status, detail) -> an example request
+    # distinct problems, (kind, operation, status, detail) -> one request that triggers it
     problems: dict[tuple[str, str, int, str], str] = field(default_factory=dict)
     last_exception: str = ""
 
-    def problem(self, kind: str, case: schemathesis.Case, status: int, detail: str) -> None:
-        key = (kind, case.operation.label, status, detail)
-        self.problems.setdefault(key, describe_request(case))
+    def record(self, case: schemathesis.Case, response: schemathesis.Response, source: str, note: str) -> str:
+        """Count one response; return a description of its contract problem, or ""."""
+        status = response.status_code
+        self.requests[source] += 1
+        self.statuses[status] += 1
+        self.operations.add(case.operation.label)
+        if status >= 500:
+            self.server_errors += 1
+            kind, detail = "server error", self.last_exception or response.text[:200]
+        elif status >= 400 and (detail := error_shape_problem(response)):
+            self.violations += 1
+            kind = "error shape"
+        else:
+            return ""
+        request = describe_request(case, note)
+        self.problems.setdefault((kind, case.operation.label, status, detail), request)
+        return f"{kind} {status}: {detail}\n    request: {request}"
 
     def summary(self) -> str:
+        total = sum(self.requests.values())
+        sources = " + ".join(f"{n} {source}" for source, n in sorted(self.requests.items()))
         lines = [
-            f"schemathesis: {self.requests} requests, {self.server_errors} server errors, "
-            f"{self.violations} contract violations "
-            f"({len(self.per_operation)} operations; statuses {dict(sorted(self.statuses.items()))})"
+            f"schemathesis: {total} requests, {self.server_errors} server errors, "
+            f"{self.violations} contract violations",
+            f"  requests: {sources or 0}; {len(self.operations)} operations; "
+            f"statuses {dict(sorted(self.statuses.items()))}",
         ]
+        if self.problems:
+            lines.append(f"  {len(self.problems)} distinct problems:")
         for (kind, label, status, detail), request in self.problems.items():
-            lines.append(f"  {kind}: {label} -> {status}: {detail}\n    request: {request}")
+            lines.append(f"  - {kind} in {label} -> {status}: {detail}\n      request: {request}")
         return "\n".join(lines)
 
 
@@ -94,20 +119,24 @@ def _print_figures() -> Iterator[None]:
     print("\n" + STATS.summary())
 
 
-def describe_request(case: schemathesis.Case) -> str:
-    """The request as one line (method, path, query, body) for the report; secrets left out."""
-    path = case.formatted_path
-    query = f"?{case.query}" if case.query else ""
-    body = "" if case.body is None or type(case.body).__name__ == "NotSet" else f" body={case.body!r}"
-    extra = {k: v for k, v in (case.headers or {}).items() if k.lower() != "authorization"}
-    headers = f" headers={extra}" if extra else ""
-    media = f" content-type={case.media_type}" if case.media_type and body else ""
-    return f"{case.method.upper()} {path}{query}{body}{media}{headers}"[:600]
+def _is_set(value: Any) -> bool:
+    return value is not None and type(value).__name__ != "NotSet"
+
+
+def describe_request(case: schemathesis.Case, note: str = "") -> str:
+    """The request on one line (method, path, query, body) for the report; the token left out."""
+    query = f"?{urlencode(case.query, doseq=True)}" if case.query else ""
+    body = f" body={case.body!r:.300}" if _is_set(case.body) else ""
+    media = f" ({case.media_type})" if body and case.media_type else ""
+    headers = {k: v for k, v in (case.headers or {}).items() if k.lower() != "authorization"}
+    extra = f" headers={headers!r:.200}" if headers else ""
+    return f"{case.method.upper()} {case.formatted_path}{query}{body}{media}{extra}{note}"
 
 
 # --- the app under test --------------------------------------------------------------------------------
 def _record_exception(sender: Any, request: Any = None, **kwargs: Any) -> None:
-    STATS.last_exception = traceback.format_exc(limit=-3).strip().splitlines()[-1]
+    lines = traceback.format_exc().strip().splitlines()
+    STATS.last_exception = lines[-1][:300] if lines else "unknown exception"
 
 
 @pytest.fixture
@@ -116,10 +145,14 @@ def wsgi_app() -> Iterator[Any]:
 
     Django closes "obsolete" connections when a request starts and finishes; inside the test's
     transaction that would throw the transaction away, so (like ``django.test.Client``) the handler
-    is detached while the fuzzer drives the app. Unhandled exceptions are recorded for the report.
+    is detached while the fuzzer drives the app. Unhandled exceptions are recorded for the report;
+    the per-request 4xx warnings of ``django.request`` are muted (its 5xx errors are not).
     """
     from jetadmin.wsgi import application
 
+    request_logger = logging.getLogger("django.request")
+    old_level = request_logger.level
+    request_logger.setLevel(logging.ERROR)
     signals.request_started.disconnect(close_old_connections)
     signals.request_finished.disconnect(close_old_connections)
     signals.got_request_exception.connect(_record_exception)
@@ -129,14 +162,14 @@ def wsgi_app() -> Iterator[Any]:
         signals.got_request_exception.disconnect(_record_exception)
         signals.request_started.connect(close_old_connections)
         signals.request_finished.connect(close_old_connections)
+        request_logger.setLevel(old_level)
 
 
 @pytest.fixture
 def tenancy_schema(wsgi_app: Any) -> schemathesis.BaseSchema:
     """The served OpenAPI schema, loaded at test time (no database access during collection)."""
-    with contextlib.redirect_stderr(io.StringIO()):  # drf-spectacular's warnings about auth extensions
-        schema = schemathesis.openapi.from_wsgi(SCHEMA_URL, wsgi_app, config=CONFIG)
-    return schema
+    with contextlib.redirect_stderr(io.StringIO()):  # drf-spectacular's generator warnings
+        return schemathesis.openapi.from_wsgi(SCHEMA_URL, wsgi_app, config=CONFIG)
 
 
 schema = schemathesis.pytest.from_fixture("tenancy_schema").include(path_regex=f"^{API_PREFIX}")
@@ -147,8 +180,7 @@ schema = schemathesis.pytest.from_fixture("tenancy_schema").include(path_regex=f
 class World:
     token: str
     tenant: Tenant
-    foreign_tenant: Tenant
-    ids: dict[str, list[str]]
+    ids: dict[str, list[str]]  # path parameter -> real ids to substitute
 
     @property
     def headers(self) -> dict[str, str]:
@@ -159,23 +191,25 @@ class World:
 
         The choice hangs on the generated value, so a replayed example makes the same choice.
         """
-        params = case.path_parameters or {}
-        for name, generated in list(params.items()):
+        params = case.path_parameters
+        for name, generated in list((params or {}).items()):
             choices = self.ids.get(name)
-            if not choices:
-                continue
-            bucket = zlib.crc32(str(generated).encode("utf-8", "surrogatepass")) % (len(choices) + 1)
-            if bucket < len(choices):
-                params[name] = choices[bucket]
+            if choices:
+                bucket = zlib.crc32(repr(generated).encode("utf-8", "backslashreplace")) % (len(choices) + 1)
+                if bucket < len(choices):
+                    params[name] = choices[bucket]
+
+    def real_path_parameters(self, operation: schemathesis.APIOperation) -> dict[str, str]:
+        return {p.name: self.ids[p.name][0] for p in operation.path_parameters}
 
 
 @pytest.fixture
 def world(make_user: Callable[..., User], make_tenant: Callable[..., Tenant], settings: Any) -> World:
-    # Every login attempt hashes a password; the default hasher would dominate the run time.
+    # Every login attempt hashes a password; a slow hasher would dominate the run time.
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     owner = make_user("fuzz-owner")
     tenant = make_tenant("Fuzz Co", owner=owner)
-    foreign_tenant = make_tenant("Someone Else")
+    foreign_tenant = make_tenant("Someone Else")  # the owner is not a member: must be 404
     actor = services.Actor(user=owner)
     editor: Membership = add_member(tenant, make_user("fuzz-editor"), "editor")
     owner_membership = Membership.objects.get(tenant=tenant, user=owner)
@@ -183,16 +217,15 @@ def world(make_user: Callable[..., User], make_tenant: Callable[..., Tenant], se
     key, _ = services.api_key_create(actor=actor, tenant=tenant, name="ci", role=role(tenant, "viewer"))
     invite = services.invite_create(actor=actor, tenant=tenant, email="new@example.com", role=custom)
     _, raw = services.auth_token_create(user=owner)
-    real = str(tenant.id)
     ids = {
-        # mostly the caller's tenant; sometimes another tenant (404) or the random value (404)
-        "tenant_id": [real] * 6 + [str(foreign_tenant.id)],
+        # mostly the caller's tenant; sometimes the foreign one or the generated value (both 404)
+        "tenant_id": [str(tenant.id)] * 6 + [str(foreign_tenant.id)],
         "member_id": [str(owner_membership.id), str(editor.id)],
         "role_id": [str(custom.id), str(role(tenant, "owner").id), str(role(tenant, "viewer").id)],
         "key_id": [str(key.id)] * 2,
         "invite_id": [str(invite.id)] * 2,
     }
-    return World(token=raw, tenant=tenant, foreign_tenant=foreign_tenant, ids=ids)
+    return World(token=raw, tenant=tenant, ids=ids)
 
 
 # --- checks ---------------------------------------------------------------------------------------------
@@ -206,22 +239,37 @@ def error_shape(ctx: schemathesis.CheckContext, response: schemathesis.Response,
         raise AssertionError(f"{response.status_code} body is not JSON: {response.content[:200]!r}") from exc
     assert isinstance(body, dict) and set(body) == {"error"}, f"not the error shape: {body!r:.300}"
     error = body["error"]
-    assert isinstance(error, dict) and {"code", "message", "details"} <= set(error), f"error object: {error!r:.300}"
+    assert isinstance(error, dict) and {"code", "message", "details"} <= set(error), f"error: {error!r:.300}"
     assert isinstance(error["code"], str) and error["code"], f"error.code: {error['code']!r}"
     assert isinstance(error["message"], str) and error["message"], f"error.message: {error['message']!r}"
     assert isinstance(error["details"], dict), f"error.details: {error['details']!r:.300}"
 
 
-def _violation(response: schemathesis.Response) -> str:
-    """The first error-shape problem of a 4xx response, or "" (for the report)."""
+def error_shape_problem(response: schemathesis.Response) -> str:
+    """What is wrong with a 4xx body's shape, or ""."""
     try:
-        error_shape(None, response, None)  # type: ignore[arg-type]
+        error_shape(None, response, None)  # type: ignore[arg-type]  # the check reads only the response
     except AssertionError as exc:
         return str(exc).splitlines()[0][:200]
     return ""
 
 
-# --- the run --------------------------------------------------------------------------------------------
+def send(
+    case: schemathesis.Case, world: World, *, source: str, note: str = "", **kwargs: Any
+) -> tuple[schemathesis.Response, str]:
+    """Send ``case`` as the tenant owner in a rolled-back savepoint; count it; return it and its problem."""
+    headers = {**world.headers, **kwargs.pop("headers", {})}
+    cache.clear()  # the login throttle counts in the cache; keep it from turning every case into a 429
+    STATS.last_exception = ""
+    with transaction.atomic():
+        try:
+            response = case.call(headers=headers, **kwargs)
+        finally:
+            transaction.set_rollback(True)  # each request leaves the fixtures as they were
+    return response, STATS.record(case, response, source, note)
+
+
+# --- the generated run ----------------------------------------------------------------------------------
 @schema.parametrize()
 @settings(
     max_examples=MAX_EXAMPLES,
@@ -233,23 +281,60 @@ def _violation(response: schemathesis.Response) -> str:
 @pytest.mark.django_db
 def test_tenancy_api(case: schemathesis.Case, world: World) -> None:
     world.point_at_real_objects(case)
-    cache.clear()  # the login throttle counts in the cache; keep it from turning every case into 429
-    STATS.last_exception = ""
-    with transaction.atomic():
-        try:
-            response = case.call(headers=world.headers)
-        finally:
-            transaction.set_rollback(True)  # each request leaves the fixtures as they were
-
-    status = response.status_code
-    STATS.requests += 1
-    STATS.statuses[status] += 1
-    STATS.per_operation[case.operation.label] += 1
-    if status >= 500:
-        STATS.server_errors += 1
-        STATS.problem("server error", case, status, STATS.last_exception or response.text[:200])
-    elif status >= 400 and (detail := _violation(response)):
-        STATS.violations += 1
-        STATS.problem("error shape", case, status, detail)
-
+    response, _ = send(case, world, source="generated")
     case.validate_response(response, checks=[not_a_server_error, error_shape])
+
+
+# --- hand-picked hostile input ----------------------------------------------------------------------------
+HOSTILE_QUERY_VALUES = ["\x00", "a\x00b", "x" * 3000, "' OR '1'='1", "%", "\u202e\U0001f642", "-1", "1e999"]
+JSON = "application/json"
+HOSTILE_BODIES: list[tuple[str, bytes | str]] = [
+    (JSON, b""),
+    (JSON, b"{"),
+    (JSON, b"null"),
+    (JSON, b"[]"),
+    (JSON, b'"x"'),
+    (JSON, b"1e999"),
+    (JSON, b"\xff\xfe\x00"),
+    (JSON, b'{"name": "a\\u0000b", "role": "\\ud800", "user": {}, "email": [], "permissions": "x"}'),
+    (JSON, b"[" * 50_000),
+    (JSON, b'{"a":' * 50_000),
+    ("application/json; charset=latin-1", b'{"name": "\xe9"}'),
+    ("text/plain", b'{"name": "x"}'),
+    ("application/x-www-form-urlencoded", b"name=x&role=viewer"),
+    ("multipart/form-data; boundary=zz", b'--zz\r\nContent-Disposition: form-data; name="name"\r\n\r\nx\r\n--zz--'),
+]
+HOSTILE_AUTH = ["Token", "Token a b", "Token \xff\xfe", "Token " + "x" * 5000, "Api-Key nope", "Bearer x", ""]
+
+
+@pytest.mark.django_db
+def test_tenancy_api_hand_picked_input(tenancy_schema: schemathesis.BaseSchema, world: World) -> None:
+    problems: list[str] = []
+
+    def probe(case: schemathesis.Case, note: str = "", **kwargs: Any) -> None:
+        _, problem = send(case, world, source="hand-picked", note=note, **kwargs)
+        if problem:
+            problems.append(problem)
+
+    operations = [result.ok() for result in tenancy_schema.get_all_operations()]
+    operations = [op for op in operations if op.path.startswith(API_PREFIX)]
+    assert operations, "no /api/v1/ operations in the served schema"
+    oversize = b'{"name": "' + b"x" * (django_settings.DATA_UPLOAD_MAX_MEMORY_SIZE + 1) + b'"}'
+    for operation in operations:
+        path_parameters = world.real_path_parameters(operation)
+        for parameter in operation.query:
+            for value in HOSTILE_QUERY_VALUES:
+                probe(operation.Case(path_parameters=path_parameters, query={parameter.name: value}))
+        if not operation.body:
+            continue
+        for media_type, raw in [*HOSTILE_BODIES, (JSON, oversize)]:
+            case = operation.Case(path_parameters=path_parameters)
+            note = f" raw body {raw[:60]!r}{'...' if len(raw) > 60 else ''} ({media_type})"
+            probe(case, note, data=raw, headers={"Content-Type": media_type})
+    for label in ("GET /api/v1/me/", "GET /api/v1/tenants/{tenant_id}/", "DELETE /api/v1/auth/token/"):
+        operation = next(op for op in operations if op.label == label)
+        for value in HOSTILE_AUTH:
+            case = operation.Case(path_parameters=world.real_path_parameters(operation))
+            probe(case, f" Authorization={value[:40]!r}", headers={"Authorization": value})
+
+    assert not problems, f"{len(problems)} contract problems:\n" + "\n".join(problems)
