@@ -58,7 +58,7 @@ def test_invite_page_rejects_weak_password_and_keeps_the_invite(sent_invite, cli
 
 
 def test_logged_in_user_accepts_via_api(sent_invite, make_user, api):
-    tenant, _, token, _ = sent_invite
+    _, _, token, _ = sent_invite
     user = make_user()
     r = api(user).post("/api/v1/invites/accept/", {"token": token}, format="json")
     assert r.status_code == 201, r.content

@@ -29,11 +29,13 @@ import io
 import json
 import logging
 import os
+import sys
 import traceback
 import zlib
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
@@ -45,6 +47,7 @@ from django.core.cache import cache
 from django.db import close_old_connections, transaction
 from hypothesis import HealthCheck, settings
 from schemathesis.checks import not_a_server_error
+from schemathesis.core.result import Ok
 
 from apps.tenancy import services
 from apps.tenancy.models import Membership, Tenant, User
@@ -52,6 +55,7 @@ from tests.conftest import add_member, role
 
 SCHEMA_URL = "/api/schema/?format=json"
 API_PREFIX = "/api/v1/"
+ROOT = Path(__file__).resolve().parents[2]
 MAX_EXAMPLES = int(os.environ.get("JETADMIN_FUZZ_EXAMPLES", "6"))
 SEED = int(os.environ.get("JETADMIN_FUZZ_SEED", "20240611"))
 
@@ -66,15 +70,25 @@ CONFIG = schemathesis.Config.from_dict(
 
 # --- figures for the report --------------------------------------------------------------------------
 @dataclass
+class Problem:
+    """One root cause: a 5xx raised at one place, or one kind of malformed 4xx body."""
+
+    message: str
+    example: str  # a request that triggers it
+    responses: int = 0
+    operations: set[str] = field(default_factory=set)
+
+
+@dataclass
 class Stats:
     requests: Counter[str] = field(default_factory=Counter)  # by source: generated / hand-picked
     statuses: Counter[int] = field(default_factory=Counter)
     operations: set[str] = field(default_factory=set)
     server_errors: int = 0
     violations: int = 0
-    # distinct problems, (kind, operation, status, detail) -> one request that triggers it
-    problems: dict[tuple[str, str, int, str], str] = field(default_factory=dict)
-    last_exception: str = ""
+    problems: dict[tuple[str, int, str], Problem] = field(default_factory=dict)
+    # the exception behind the current request's 5xx: (message, where it was raised)
+    last_exception: tuple[str, str] | None = None
 
     def record(self, case: schemathesis.Case, response: schemathesis.Response, source: str, note: str) -> str:
         """Count one response; return a description of its contract problem, or ""."""
@@ -84,15 +98,18 @@ class Stats:
         self.operations.add(case.operation.label)
         if status >= 500:
             self.server_errors += 1
-            kind, detail = "server error", self.last_exception or response.text[:200]
-        elif status >= 400 and (detail := error_shape_problem(response)):
+            kind = "server error"
+            message, where = self.last_exception or (response.text[:200], "")
+        elif status >= 400 and (message := error_shape_problem(response)):
             self.violations += 1
-            kind = "error shape"
+            kind, where = "error shape", message
         else:
             return ""
         request = describe_request(case, note)
-        self.problems.setdefault((kind, case.operation.label, status, detail), request)
-        return f"{kind} {status}: {detail}\n    request: {request}"
+        problem = self.problems.setdefault((kind, status, where), Problem(message=message, example=request))
+        problem.responses += 1
+        problem.operations.add(case.operation.label)
+        return f"{kind} {status}: {message}\n    request: {request}"
 
     def summary(self) -> str:
         total = sum(self.requests.values())
@@ -103,10 +120,13 @@ class Stats:
             f"  requests: {sources or 0}; {len(self.operations)} operations; "
             f"statuses {dict(sorted(self.statuses.items()))}",
         ]
-        if self.problems:
-            lines.append(f"  {len(self.problems)} distinct problems:")
-        for (kind, label, status, detail), request in self.problems.items():
-            lines.append(f"  - {kind} in {label} -> {status}: {detail}\n      request: {request}")
+        for (kind, status, where), problem in self.problems.items():
+            at = f" [{where}]" if kind == "server error" and where else ""
+            lines += [
+                f"  - {kind} {status} x{problem.responses}: {problem.message}{at}",
+                f"      in {len(problem.operations)} operations: {', '.join(sorted(problem.operations))}",
+                f"      e.g. {problem.example}",
+            ]
         return "\n".join(lines)
 
 
@@ -134,9 +154,21 @@ def describe_request(case: schemathesis.Case, note: str = "") -> str:
 
 
 # --- the app under test --------------------------------------------------------------------------------
+def _frame(frame: traceback.FrameSummary) -> str:
+    path = Path(frame.filename)
+    return f"{path.relative_to(ROOT) if path.is_relative_to(ROOT) else path.name}:{frame.lineno}"
+
+
 def _record_exception(sender: Any, request: Any = None, **kwargs: Any) -> None:
-    lines = traceback.format_exc().strip().splitlines()
-    STATS.last_exception = lines[-1][:300] if lines else "unknown exception"
+    """``got_request_exception``: remember what the 5xx was and where it was raised."""
+    exc_type, exc, tb = sys.exc_info()
+    frames = traceback.extract_tb(tb)
+    ours = [f for f in frames if Path(f.filename).is_relative_to(ROOT) and "/.venv/" not in f.filename]
+    where = [_frame(f) for f in frames[-1:]]
+    if ours and ours[-1] is not frames[-1]:
+        where.append(f"last project frame {_frame(ours[-1])}")
+    name = exc_type.__name__ if exc_type else "exception"
+    STATS.last_exception = (f"{name}: {exc}"[:240], ", ".join(where))
 
 
 @pytest.fixture
@@ -145,14 +177,14 @@ def wsgi_app() -> Iterator[Any]:
 
     Django closes "obsolete" connections when a request starts and finishes; inside the test's
     transaction that would throw the transaction away, so (like ``django.test.Client``) the handler
-    is detached while the fuzzer drives the app. Unhandled exceptions are recorded for the report;
-    the per-request 4xx warnings of ``django.request`` are muted (its 5xx errors are not).
+    is detached while the fuzzer drives the app. ``django.request``'s per-response log lines are
+    muted; unhandled exceptions are recorded instead, and end up in the printed figures.
     """
     from jetadmin.wsgi import application
 
     request_logger = logging.getLogger("django.request")
     old_level = request_logger.level
-    request_logger.setLevel(logging.ERROR)
+    request_logger.setLevel(logging.CRITICAL)
     signals.request_started.disconnect(close_old_connections)
     signals.request_finished.disconnect(close_old_connections)
     signals.got_request_exception.connect(_record_exception)
@@ -229,7 +261,9 @@ def world(make_user: Callable[..., User], make_tenant: Callable[..., Tenant], se
 
 
 # --- checks ---------------------------------------------------------------------------------------------
-def error_shape(ctx: schemathesis.CheckContext, response: schemathesis.Response, case: schemathesis.Case) -> None:
+def error_shape(
+    ctx: schemathesis.CheckContext, response: schemathesis.Response, case: schemathesis.Case
+) -> None:
     """Every 4xx answers ``{"error": {"code", "message", "details"}}``."""
     if not 400 <= response.status_code < 500:
         return
@@ -260,7 +294,7 @@ def send(
     """Send ``case`` as the tenant owner in a rolled-back savepoint; count it; return it and its problem."""
     headers = {**world.headers, **kwargs.pop("headers", {})}
     cache.clear()  # the login throttle counts in the cache; keep it from turning every case into a 429
-    STATS.last_exception = ""
+    STATS.last_exception = None
     with transaction.atomic():
         try:
             response = case.call(headers=headers, **kwargs)
@@ -288,7 +322,7 @@ def test_tenancy_api(case: schemathesis.Case, world: World) -> None:
 # --- hand-picked hostile input ----------------------------------------------------------------------------
 HOSTILE_QUERY_VALUES = ["\x00", "a\x00b", "x" * 3000, "' OR '1'='1", "%", "\u202e\U0001f642", "-1", "1e999"]
 JSON = "application/json"
-HOSTILE_BODIES: list[tuple[str, bytes | str]] = [
+HOSTILE_BODIES: list[tuple[str, bytes]] = [
     (JSON, b""),
     (JSON, b"{"),
     (JSON, b"null"),
@@ -302,7 +336,10 @@ HOSTILE_BODIES: list[tuple[str, bytes | str]] = [
     ("application/json; charset=latin-1", b'{"name": "\xe9"}'),
     ("text/plain", b'{"name": "x"}'),
     ("application/x-www-form-urlencoded", b"name=x&role=viewer"),
-    ("multipart/form-data; boundary=zz", b'--zz\r\nContent-Disposition: form-data; name="name"\r\n\r\nx\r\n--zz--'),
+    (
+        "multipart/form-data; boundary=zz",
+        b'--zz\r\nContent-Disposition: form-data; name="name"\r\n\r\nx\r\n--zz--',
+    ),
 ]
 HOSTILE_AUTH = ["Token", "Token a b", "Token \xff\xfe", "Token " + "x" * 5000, "Api-Key nope", "Bearer x", ""]
 
@@ -316,8 +353,11 @@ def test_tenancy_api_hand_picked_input(tenancy_schema: schemathesis.BaseSchema, 
         if problem:
             problems.append(problem)
 
-    operations = [result.ok() for result in tenancy_schema.get_all_operations()]
-    operations = [op for op in operations if op.path.startswith(API_PREFIX)]
+    operations = []
+    for result in tenancy_schema.get_all_operations():
+        assert isinstance(result, Ok), f"invalid operation in the served schema: {result.err()}"
+        if result.ok().path.startswith(API_PREFIX):
+            operations.append(result.ok())
     assert operations, "no /api/v1/ operations in the served schema"
     oversize = b'{"name": "' + b"x" * (django_settings.DATA_UPLOAD_MAX_MEMORY_SIZE + 1) + b'"}'
     for operation in operations:
