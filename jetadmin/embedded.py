@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from typing import Any
 
 from celery.contrib.testing.worker import TestWorkController
@@ -22,6 +23,24 @@ logger = logging.getLogger(__name__)
 _lock = threading.Lock()
 _worker: Any = None
 _thread: threading.Thread | None = None
+_ticker_stop = threading.Event()
+EMBEDDED_TICK_S = 0.25
+
+
+def _ticker() -> None:
+    """The embedded stand-in for ``celery beat``: sends each periodic task at its interval."""
+    last: dict[str, float] = {}
+    while not _ticker_stop.wait(EMBEDDED_TICK_S / 2):
+        now = time.monotonic()
+        for name, entry in (app.conf.beat_schedule or {}).items():
+            schedule = entry["schedule"]
+            every = schedule.total_seconds() if hasattr(schedule, "total_seconds") else float(schedule)
+            if now - last.get(name, 0.0) >= min(every, EMBEDDED_TICK_S):
+                last[name] = now
+                try:
+                    app.send_task(entry["task"], args=entry.get("args", ()), kwargs=entry.get("kwargs", {}))
+                except Exception:
+                    logger.exception("embedded beat could not send %s", name)
 
 
 class EmbeddedWorkController(TestWorkController):
@@ -48,6 +67,8 @@ def start(concurrency: int | None = None) -> Any:
         thread = threading.Thread(target=worker.start, name="jetadmin-embedded-worker", daemon=True)
         thread.start()
         worker.ensure_started()
+        _ticker_stop.clear()
+        threading.Thread(target=_ticker, name="jetadmin-embedded-beat", daemon=True).start()
         _worker, _thread = worker, thread
         logger.info("embedded Celery worker started (broker %s)", app.conf.broker_url)
         return worker
@@ -58,6 +79,7 @@ def stop(timeout: float = 10.0) -> None:
     with _lock:
         if _worker is None:
             return
+        _ticker_stop.set()
         _worker.stop()
         if _thread is not None:
             _thread.join(timeout)

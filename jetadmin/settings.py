@@ -54,6 +54,7 @@ INSTALLED_APPS = [
     "channels",
     "jetadmin",
     "apps.tenancy",
+    "apps.workflows",
 ]
 
 MIDDLEWARE = [
@@ -222,6 +223,13 @@ else:
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=2 * CELERY_TASK_TIME_LIMIT + 60),
     }
+# Periodic tasks: beat in the distributed deployment, a ticker thread in the embedded one.
+CELERY_BEAT_SCHEDULE = {
+    "workflows-wake-due": {
+        "task": "workflows.wake_due",
+        "schedule": env.float("JETADMIN_WAKE_INTERVAL_S", 1.0),
+    },
+}
 JETADMIN_EMBEDDED_WORKER_CONCURRENCY = env.int("JETADMIN_EMBEDDED_WORKER_CONCURRENCY", default=4)
 
 # --- Channels --------------------------------------------------------------------------------------
@@ -239,5 +247,10 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    "loggers": {
+        "django.db.backends": {"level": "WARNING"},
+        # One line per task received/succeeded drowns everything else at INFO.
+        "celery.app.trace": {"level": "WARNING"},
+        "celery.worker.strategy": {"level": "WARNING"},
+    },
 }

@@ -1,0 +1,475 @@
+"""The workflow graph, pure: normalise, validate, and the scheduling rules. No ORM, no I/O.
+
+A graph is ``{"nodes": [{id, type, inputs, ...}], "edges": [{source, target, sourceHandle?}]}``
+(``from``/``to`` accepted). :func:`build` normalises and validates it into a :class:`Graph` or raises
+:class:`GraphInvalid` with a list of ``{node_id, field, message}``.
+
+Loops: the *body* of a loop node ``L`` is every node reachable from the targets of ``L``'s ``loop``
+handle (without passing through ``L``); an edge from a body node back to ``L`` is a *back edge*,
+drawn by editors and ignored by scheduling. Each node has a *scope*: the innermost loop whose body
+holds it, or ``None`` at top level. Edges never cross scopes except ``L``'s own ``loop`` edges.
+Outside back edges the graph must be acyclic.
+
+Scheduling rule: an edge is *active* when its source has settled (succeeded, or failed under
+``on_error: continue|route``) and the edge's handle is the route the source took. A node is ready
+when all its in-edges have settled and at least one is active (a ``join`` in ``any`` mode: as soon as
+one is active); when all settled and none is active, it is skipped, and skipping propagates.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import deque
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import jsonschema
+
+from apps.workflows.engine import templates
+from apps.workflows.nodes import base as nodes
+
+RESERVED_IDS = {"input", "loop", "ctx"}
+NODE_ID = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-]{0,99}$")
+ON_ERROR = ("fail", "continue", "route")
+MAX_NODES = 2000
+MAX_EDGES = 10000
+
+NODE_ENVELOPE_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["id", "type"],
+    "properties": {
+        "id": {"type": "string"},
+        "type": {"type": "string"},
+        "label": {"type": ["string", "null"], "maxLength": 200},
+        "position": {"type": ["object", "null"]},
+        "inputs": {"type": "object"},
+        "retry": {
+            "type": "object",
+            "properties": {
+                "max_attempts": {"type": "integer", "minimum": 1, "maximum": 100},
+                "backoff_s": {"type": "number", "minimum": 0, "maximum": 86400},
+            },
+            "additionalProperties": False,
+        },
+        "timeout_s": {"type": "number", "exclusiveMinimum": 0, "maximum": 86400},
+        "on_error": {"enum": list(ON_ERROR)},
+    },
+}
+
+
+@dataclass(frozen=True)
+class GraphError:
+    node_id: str | None
+    field: str
+    message: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"node_id": self.node_id, "field": self.field, "message": self.message}
+
+
+class GraphInvalid(ValueError):
+    def __init__(self, errors: list[GraphError]) -> None:
+        super().__init__("; ".join(f"{e.node_id or 'graph'}.{e.field}: {e.message}" for e in errors[:5]))
+        self.errors = errors
+
+
+@dataclass(frozen=True)
+class Edge:
+    source: str
+    target: str
+    handle: str  # resolved: never None after build()
+
+
+@dataclass
+class Graph:
+    nodes: dict[str, dict[str, Any]]
+    edges: list[Edge]
+    out: dict[str, list[Edge]] = field(default_factory=dict)  # forward edges (no back edges)
+    into: dict[str, list[Edge]] = field(default_factory=dict)
+    scope: dict[str, str | None] = field(default_factory=dict)
+    body: dict[str, set[str]] = field(default_factory=dict)
+    order: list[str] = field(default_factory=list)
+    _ancestors: dict[str, frozenset[str]] = field(default_factory=dict)
+
+    # --- structure ---------------------------------------------------------------------------
+    def node_type(self, node_id: str) -> str:
+        return str(self.nodes[node_id]["type"])
+
+    def inputs(self, node_id: str) -> dict[str, Any]:
+        return self.nodes[node_id].get("inputs") or {}
+
+    def on_error(self, node_id: str) -> str:
+        return str(self.nodes[node_id].get("on_error") or "fail")
+
+    def is_loop_edge(self, edge: Edge) -> bool:
+        return edge.handle == "loop" and self.node_type(edge.source) == "loop"
+
+    def settles(self, node_id: str) -> list[Edge]:
+        """The edges a finished node settles in its own scope (a loop's body edges are not among them)."""
+        return [e for e in self.out.get(node_id, []) if not self.is_loop_edge(e)]
+
+    def in_count(self, node_id: str) -> int:
+        """In-edges counted by the scheduler (a body entry's edges from its loop are settled at start)."""
+        return sum(1 for e in self.into.get(node_id, []) if not self.is_loop_edge(e))
+
+    def roots(self, loop_id: str | None = None) -> list[str]:
+        """Nodes of a scope that start with nothing to wait for."""
+        return [n for n in self.order if self.scope[n] == loop_id and self.in_count(n) == 0]
+
+    def members(self, loop_id: str | None) -> list[str]:
+        return [n for n in self.order if self.scope[n] == loop_id]
+
+    def sinks(self, loop_id: str) -> list[str]:
+        """Body nodes of ``loop_id`` with nothing after them in the body, in topological order."""
+        return [n for n in self.members(loop_id) if not self.settles(n)]
+
+    def upstream(self, node_id: str) -> list[str]:
+        return sorted({e.source for e in self.into.get(node_id, [])})
+
+    def ancestors(self, node_id: str) -> frozenset[str]:
+        if node_id not in self._ancestors:
+            seen: set[str] = set()
+            queue = deque(e.source for e in self.into.get(node_id, []))
+            while queue:
+                n = queue.popleft()
+                if n not in seen:
+                    seen.add(n)
+                    queue.extend(e.source for e in self.into.get(n, []))
+            self._ancestors[node_id] = frozenset(seen)
+        return self._ancestors[node_id]
+
+    def loop_chain(self, node_id: str) -> list[str]:
+        """Enclosing loops, outermost first."""
+        chain: list[str] = []
+        loop = self.scope.get(node_id)
+        while loop is not None:
+            chain.append(loop)
+            loop = self.scope.get(loop)
+        return list(reversed(chain))
+
+    def refs(self, node_id: str) -> set[str]:
+        """Node ids this node's templates refer to."""
+        return {r.root for r in templates.references(self.inputs(node_id)) if r.root not in ("input", "loop")}
+
+
+# --- rules (pure) ------------------------------------------------------------------------------------
+def edge_active(edge: Edge, source_status: str, source_route: str) -> bool:
+    return source_status in ("succeeded", "failed") and bool(source_route) and edge.handle == source_route
+
+
+def readiness(remaining: int, active: int, wait_any: bool) -> str:
+    """``ready``, ``skip`` or ``wait`` for a pending node, from its counters."""
+    if active > 0 and (remaining == 0 or wait_any):
+        return "ready"
+    if remaining == 0:
+        return "skip"
+    return "wait"
+
+
+def counters(graph: Graph, node_id: str, settled: Mapping[str, tuple[str, str]]) -> tuple[int, int]:
+    """(remaining, active) for ``node_id`` given ``settled[source] = (status, route)`` of its scope."""
+    remaining = active = 0
+    for edge in graph.into.get(node_id, []):
+        if graph.is_loop_edge(edge):
+            continue
+        state = settled.get(edge.source)
+        if state is None or state[0] not in ("succeeded", "failed", "skipped"):
+            remaining += 1
+        elif edge_active(edge, *state):
+            active += 1
+    return remaining, active
+
+
+# --- normalise & validate ----------------------------------------------------------------------------
+def normalize(raw: Any) -> tuple[dict[str, Any], list[GraphError]]:
+    errors: list[GraphError] = []
+    if not isinstance(raw, Mapping):
+        return {"nodes": [], "edges": []}, [
+            GraphError(None, "graph", "The graph must be an object {nodes, edges}.")
+        ]
+    raw_nodes = raw.get("nodes", [])
+    raw_edges = raw.get("edges", [])
+    if not isinstance(raw_nodes, list):
+        errors.append(GraphError(None, "nodes", "nodes must be a list."))
+        raw_nodes = []
+    if not isinstance(raw_edges, list):
+        errors.append(GraphError(None, "edges", "edges must be a list."))
+        raw_edges = []
+    if len(raw_nodes) > MAX_NODES or len(raw_edges) > MAX_EDGES:
+        errors.append(GraphError(None, "graph", f"At most {MAX_NODES} nodes and {MAX_EDGES} edges."))
+        return {"nodes": [], "edges": []}, errors
+    nodes_out: list[dict[str, Any]] = []
+    for i, node in enumerate(raw_nodes):
+        if not isinstance(node, Mapping):
+            errors.append(GraphError(None, f"nodes[{i}]", "A node must be an object {id, type, inputs}."))
+            continue
+        node = dict(node)
+        if node.get("inputs") is None:
+            node["inputs"] = {}
+        nodes_out.append(node)
+    edges_out: list[dict[str, Any]] = []
+    for i, edge in enumerate(raw_edges):
+        if not isinstance(edge, Mapping):
+            errors.append(GraphError(None, f"edges[{i}]", "An edge must be an object {source, target}."))
+            continue
+        source = edge.get("source", edge.get("from"))
+        target = edge.get("target", edge.get("to"))
+        handle = edge.get("sourceHandle", edge.get("handle"))
+        if not isinstance(source, str) or not isinstance(target, str):
+            errors.append(GraphError(None, f"edges[{i}]", "source and target must be node ids (strings)."))
+            continue
+        if handle is not None and not isinstance(handle, str):
+            errors.append(GraphError(source, f"edges[{i}].sourceHandle", "sourceHandle must be a string."))
+            continue
+        out = {"source": source, "target": target}
+        if handle:
+            out["sourceHandle"] = handle
+        edges_out.append(out)
+    return {"nodes": nodes_out, "edges": edges_out}, errors
+
+
+def _schema_errors(node_id: str, schema: dict[str, Any], inputs: Any) -> list[GraphError]:
+    validator = jsonschema.Draft202012Validator(schema)
+    found = []
+    for err in validator.iter_errors(inputs):
+        # A templated value is checked after resolution, at run time.
+        if templates.is_dynamic(err.instance):
+            continue
+        path = "inputs" + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in err.absolute_path)
+        found.append(GraphError(node_id, path, err.message))
+    return found
+
+
+def validate_inputs(
+    node_type: nodes.NodeType, inputs: Mapping[str, Any], *, node_id: str
+) -> list[GraphError]:
+    errors = _schema_errors(node_id, node_type.inputs_schema, dict(inputs))
+    errors += [GraphError(node_id, f"inputs.{f}", m) for f, m in node_type.validate_inputs(inputs)]
+    return errors
+
+
+def build(raw: Any) -> Graph:
+    """Normalise and validate; raise :class:`GraphInvalid` listing every problem found."""
+    data, errors = normalize(raw)
+    graph = Graph(nodes={}, edges=[])
+    types: dict[str, nodes.NodeType] = {}
+
+    for i, node in enumerate(data["nodes"]):
+        raw_id = node.get("id") if isinstance(node.get("id"), str) else None
+        node_errors = [
+            GraphError(raw_id, ".".join(map(str, e.absolute_path)) or f"nodes[{i}]", e.message)
+            for e in jsonschema.Draft202012Validator(NODE_ENVELOPE_SCHEMA).iter_errors(node)
+        ]
+        if node_errors:
+            errors += node_errors
+            continue
+        node_id = node["id"]
+        if not NODE_ID.match(node_id) or node_id in RESERVED_IDS:
+            errors.append(
+                GraphError(
+                    node_id,
+                    "id",
+                    "Node ids are 1-100 letters, digits, _ or -, start with a "
+                    "letter or _, and are not 'input', 'loop' or 'ctx'.",
+                )
+            )
+            continue
+        if node_id in graph.nodes:
+            errors.append(GraphError(node_id, "id", f"Duplicate node id {node_id!r}."))
+            continue
+        try:
+            node_type = nodes.get(node["type"])
+        except nodes.UnknownNodeType as exc:
+            errors.append(GraphError(node_id, "type", exc.message))
+            continue
+        types[node_id] = node_type
+        graph.nodes[node_id] = node
+        errors += validate_inputs(node_type, node["inputs"], node_id=node_id)
+        try:
+            templates.references(node["inputs"])
+        except templates.TemplateError as exc:
+            errors.append(GraphError(node_id, "inputs", str(exc)))
+
+    seen_edges: set[tuple[str, str, str]] = set()
+    for i, edge in enumerate(data["edges"]):
+        source, target = edge["source"], edge["target"]
+        bad = [n for n in (source, target) if n not in graph.nodes]
+        if bad:
+            known = f"Edge {source!r} → {target!r}: no node {bad[0]!r}."
+            errors.append(GraphError(source if source in graph.nodes else None, f"edges[{i}]", known))
+            continue
+        if source == target:
+            errors.append(GraphError(source, f"edges[{i}]", "A node cannot connect to itself."))
+            continue
+        src_type, inputs = types[source], graph.inputs(source)
+        handle = edge.get("sourceHandle") or src_type.default_handle(inputs)
+        allowed = list(src_type.handles_for(inputs)) + (
+            ["error"] if graph.on_error(source) == "route" else []
+        )
+        if handle is None:
+            errors.append(
+                GraphError(
+                    source,
+                    f"edges[{i}].sourceHandle",
+                    f"An edge from {source!r} must name its sourceHandle: one of {', '.join(allowed)}.",
+                )
+            )
+            continue
+        if handle not in allowed:
+            errors.append(
+                GraphError(
+                    source,
+                    f"edges[{i}].sourceHandle",
+                    f"{source!r} ({src_type.type}) has no handle {handle!r}; handles: {', '.join(allowed)}.",
+                )
+            )
+            continue
+        if (source, target, handle) in seen_edges:
+            continue
+        seen_edges.add((source, target, handle))
+        graph.edges.append(Edge(source, target, handle))
+
+    if errors:  # the structure checks below need a well-formed node and edge list
+        raise GraphInvalid(errors)
+    _structure(graph, errors)
+    if errors:
+        raise GraphInvalid(errors)
+    return graph
+
+
+def _reach(graph: Graph, starts: Iterable[str], stop: str, out: Mapping[str, list[Edge]]) -> set[str]:
+    seen: set[str] = set()
+    queue = deque(starts)
+    while queue:
+        n = queue.popleft()
+        if n == stop or n in seen:
+            continue
+        seen.add(n)
+        queue.extend(e.target for e in out.get(n, []))
+    return seen
+
+
+def _structure(graph: Graph, errors: list[GraphError]) -> None:
+    """Loop bodies, scopes, back edges, acyclicity, scope crossings and template references."""
+    all_out: dict[str, list[Edge]] = {n: [] for n in graph.nodes}
+    for e in graph.edges:
+        all_out[e.source].append(e)
+    loops = [n for n in graph.nodes if graph.node_type(n) == "loop"]
+    for loop in loops:
+        entries = [e.target for e in all_out[loop] if e.handle == "loop"]
+        graph.body[loop] = _reach(graph, entries, loop, all_out)
+    back = {
+        e
+        for e in graph.edges
+        if graph.node_type(e.target) == "loop" and e.source in graph.body.get(e.target, ())
+    }
+
+    for node_id in graph.nodes:
+        containing = [loop for loop in loops if node_id in graph.body[loop]]
+        containing.sort(key=lambda loop: len(graph.body[loop]))
+        for outer, inner in zip(containing[1:], containing[:-1], strict=False):
+            if not graph.body[inner] <= graph.body[outer] or inner not in graph.body[outer]:
+                errors.append(
+                    GraphError(
+                        node_id,
+                        "edges",
+                        f"Node {node_id!r} is in the bodies of loops {inner!r} "
+                        f"and {outer!r}, which are not nested.",
+                    )
+                )
+        graph.scope[node_id] = containing[0] if containing else None
+    graph.out = {n: [] for n in graph.nodes}
+    graph.into = {n: [] for n in graph.nodes}
+    for e in graph.edges:
+        if e in back:
+            continue
+        graph.out[e.source].append(e)
+        graph.into[e.target].append(e)
+
+    # Acyclic outside back edges (Kahn).
+    indegree = {n: len(graph.into[n]) for n in graph.nodes}
+    ready = deque(sorted(n for n, d in indegree.items() if d == 0))
+    order: list[str] = []
+    while ready:
+        n = ready.popleft()
+        order.append(n)
+        for e in graph.out[n]:
+            indegree[e.target] -= 1
+            if indegree[e.target] == 0:
+                ready.append(e.target)
+    if len(order) != len(graph.nodes):
+        cyclic = sorted(n for n in graph.nodes if n not in order)
+        errors.append(
+            GraphError(
+                cyclic[0],
+                "edges",
+                f"The graph has a cycle through {', '.join(cyclic[:10])} "
+                "(only a loop's body may lead back to its loop node).",
+            )
+        )
+        return
+    graph.order = order
+
+    for e in graph.edges:
+        if e in back:
+            continue
+        if graph.is_loop_edge(e):
+            if graph.scope[e.target] != e.source:
+                errors.append(
+                    GraphError(
+                        e.target,
+                        "edges",
+                        f"{e.target!r} is a body entry of loop {e.source!r} "
+                        f"but belongs to loop {graph.scope[e.target]!r}.",
+                    )
+                )
+        elif graph.scope[e.source] != graph.scope[e.target]:
+            where = graph.scope[e.target] or "the top level"
+            errors.append(
+                GraphError(
+                    e.target,
+                    "edges",
+                    f"Edge {e.source!r} → {e.target!r} crosses a loop boundary "
+                    f"({e.target!r} is in {where}); a node after a loop must hang off its "
+                    "'completed' handle and not be reachable from the body.",
+                )
+            )
+
+    for node_id in graph.nodes:
+        try:
+            refs = templates.references(graph.inputs(node_id))
+        except templates.TemplateError:
+            continue  # already reported
+        ancestors = graph.ancestors(node_id)
+        for ref in refs:
+            if ref.root == "input":
+                continue
+            if ref.root == "loop":
+                if graph.scope[node_id] is None:
+                    errors.append(
+                        GraphError(
+                            node_id,
+                            "inputs",
+                            f"{{{{{ref.expression}}}}}: 'loop' is only available inside a loop body.",
+                        )
+                    )
+                continue
+            if ref.root not in graph.nodes:
+                errors.append(
+                    GraphError(
+                        node_id,
+                        "inputs",
+                        f"{{{{{ref.expression}}}}} refers to {ref.root!r}, "
+                        "which is not a node of this graph.",
+                    )
+                )
+            elif ref.root not in ancestors:
+                errors.append(
+                    GraphError(
+                        node_id,
+                        "inputs",
+                        f"{{{{{ref.expression}}}}} refers to {ref.root!r}, "
+                        f"which does not run before {node_id!r} (not an ancestor).",
+                    )
+                )

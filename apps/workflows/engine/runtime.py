@@ -1,0 +1,866 @@
+"""The scheduler and the per-node execution path (ARCHITECTURE §3).
+
+The database holds the truth; a Celery message only says "run node X of run R (iteration I)".
+
+Per node (:func:`execute`): claim the NodeRun with a conditional update (``queued -> running``, lease
+owner and expiry) → journal "running" → load the outputs the node needs → resolve its templates →
+run the handler under its timeout → in one transaction: save the output guarded by the lease, settle
+the out-edges (decrement the targets' ``remaining`` counters; the update that brings a target to 0
+releases it ``pending -> queued`` or skips it — exactly once, however many branches finish at the
+same moment), write the journal → after commit: enqueue the released nodes, broadcast, and, when
+nothing is left open in the node's scope, complete the scope (the run, or one loop iteration).
+
+Failures retry with backoff kept in the database (``queued`` + ``deferred`` + ``available_at``; the
+waker sends the message when due — never a Celery ETA), then follow ``on_error``: ``fail`` fails the
+run and cancels what is open; ``continue`` settles the out-edges as if the node took its continue
+route; ``route`` takes the ``error`` handle. See docs/engine.md for the full error model.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import json
+import logging
+import os
+import signal
+import socket
+import threading
+import time
+import uuid
+from collections import OrderedDict
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any, TypeVar
+
+from django.db import OperationalError, connection, transaction
+from django.utils import timezone
+
+from apps.workflows.engine import events, templates
+from apps.workflows.engine import graph as graphs
+from apps.workflows.engine.states import (
+    CANCELED,
+    FAILED,
+    INSTANCE_OPEN,
+    NODE_OPEN,
+    PENDING,
+    QUEUED,
+    RUNNING,
+    SKIPPED,
+    SUCCEEDED,
+    WAITING,
+    instance_sources,
+    node_sources,
+)
+from apps.workflows.models import InstanceEvent, NodeRun, WorkflowInstance
+from apps.workflows.nodes import base as nodes
+
+logger = logging.getLogger(__name__)
+
+LOOP_HEAD = "loop.iteration"
+LEASE_GRACE_S = 60
+DEFAULT_TIMEOUT_S = 300.0
+MAX_EVENT_OUTPUT = 8 * 1024
+_T = TypeVar("_T")
+
+
+def worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident()}"
+
+
+def iteration_key(outer: str, loop_id: str, index: int) -> str:
+    return f"{outer}/{loop_id}:{index}" if outer else f"{loop_id}:{index}"
+
+
+def scope_chain(iteration: str) -> list[str]:
+    """``"a:1/b:2"`` → ``["", "a:1", "a:1/b:2"]``: the keys whose outputs a node can see."""
+    chain = [""]
+    if iteration:
+        parts = iteration.split("/")
+        chain += ["/".join(parts[: i + 1]) for i in range(len(parts))]
+    return chain
+
+
+def outer_of(iteration: str) -> str:
+    return iteration.rsplit("/", 1)[0] if "/" in iteration else ""
+
+
+# --- instance data cache ----------------------------------------------------------------------------
+@dataclass(frozen=True)
+class RunData:
+    """What every node of a run needs and what never changes after the run starts."""
+
+    instance_id: str
+    tenant_id: str
+    graph: graphs.Graph
+    input: Any
+
+
+_cache: OrderedDict[str, RunData] = OrderedDict()
+_cache_lock = threading.Lock()
+CACHE_SIZE = 512
+
+
+def run_data(instance_id: str) -> RunData:
+    with _cache_lock:
+        data = _cache.get(instance_id)
+        if data is not None:
+            _cache.move_to_end(instance_id)
+            return data
+    row = WorkflowInstance.objects.values("tenant_id", "graph", "input").get(pk=instance_id)
+    data = RunData(instance_id, str(row["tenant_id"]), graphs.build(row["graph"]), row["input"])
+    with _cache_lock:
+        _cache[instance_id] = data
+        while len(_cache) > CACHE_SIZE:
+            _cache.popitem(last=False)
+    return data
+
+
+# --- journal ------------------------------------------------------------------------------------------
+def _jsonable_small(value: Any) -> tuple[bool, Any]:
+    try:
+        text = json.dumps(value, default=str)
+    except (TypeError, ValueError):
+        return False, None
+    return len(text) <= MAX_EVENT_OUTPUT, value
+
+
+@dataclass
+class Effects:
+    """What a transaction decided, to be carried out after it commits."""
+
+    events: list[InstanceEvent] = field(default_factory=list)
+    enqueue: list[tuple[str, str, str]] = field(default_factory=list)
+    checks: set[str] = field(default_factory=set)  # iteration keys whose scope may be complete
+
+    def event(
+        self, instance_id: str, type_: str, node_id: str = "", iteration: str = "", **data: Any
+    ) -> None:
+        self.events.append(
+            InstanceEvent(
+                instance_id=instance_id, type=type_, node_id=node_id, iteration=iteration, data=data
+            )
+        )
+
+    def node_event(self, instance_id: str, node_id: str, iteration: str, status: str, **data: Any) -> None:
+        if "output" in data:
+            small, value = _jsonable_small(data.pop("output"))
+            data["output" if small else "output_truncated"] = value if small else True
+        self.event(instance_id, f"node.{status}", node_id, iteration, status=status, **data)
+
+    def write(self) -> None:
+        if self.events:
+            InstanceEvent.objects.bulk_create(self.events)
+
+    def after_commit(self) -> None:
+        enqueue, published = list(self.enqueue), list(self.events)
+
+        def send() -> None:
+            from apps.workflows.tasks import execute_node
+
+            for instance_id, node_id, iteration in enqueue:
+                execute_node.delay(instance_id, node_id, iteration)
+            events.publish(published)
+
+        transaction.on_commit(send)
+
+
+def _retry_db(fn: Callable[[], _T], attempts: int = 5) -> _T:
+    """Run a short transaction again on deadlock / lock timeout (nothing else repeats)."""
+    for attempt in range(attempts):
+        try:
+            return fn()
+        except OperationalError as exc:
+            text = str(exc).lower()
+            if attempt == attempts - 1 or not ("deadlock" in text or "locked" in text or "serializ" in text):
+                raise
+            time.sleep(0.01 * (2**attempt))
+    raise AssertionError("unreachable")
+
+
+def _db_id(instance_id: str) -> Any:
+    """The run id as the database stores it (SQLite keeps UUIDs as 32 hex chars) for raw SQL."""
+    return WorkflowInstance._meta.pk.get_db_prep_value(uuid.UUID(instance_id), connection)  # type: ignore[union-attr]
+
+
+# --- starting a run -----------------------------------------------------------------------------------
+def start(instance: WorkflowInstance, graph: graphs.Graph) -> WorkflowInstance:
+    """Create the run's top-level NodeRuns and release its roots. Call inside the creating transaction."""
+    fx = Effects()
+    rows = []
+    roots = set(graph.roots(None))
+    for node_id in graph.members(None):
+        inputs = graph.inputs(node_id)
+        rows.append(
+            NodeRun(
+                instance=instance,
+                node_id=node_id,
+                node_type=graph.node_type(node_id),
+                remaining=graph.in_count(node_id),
+                wait_any=graph.node_type(node_id) == "join" and inputs.get("mode") == "any",
+                status=QUEUED if node_id in roots else PENDING,
+            )
+        )
+    NodeRun.objects.bulk_create(rows)
+    iid = str(instance.id)
+    fx.event(iid, "instance.queued", status=instance.status)
+    for node_id in sorted(roots):
+        fx.node_event(iid, node_id, "", QUEUED, attempt=0)
+        fx.enqueue.append((iid, node_id, ""))
+    fx.write()
+    fx.after_commit()
+    if not roots:  # an empty graph finishes at once
+        transaction.on_commit(lambda: complete_scope(iid, ""))
+    return instance
+
+
+# --- executing one node -------------------------------------------------------------------------------
+_CLAIM_SQL = """
+UPDATE {table} SET status = %s, lease_owner = %s, lease_expires_at = %s, attempt = attempt + 1,
+       started_at = COALESCE(started_at, %s)
+ WHERE instance_id = %s AND node_id = %s AND iteration = %s AND status = %s AND deferred = %s
+RETURNING id, attempt, state
+"""
+
+
+def _claim(
+    instance_id: str, node_id: str, iteration: str, owner: str, lease_s: float
+) -> tuple[int, int, Any] | None:
+    now = timezone.now()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _CLAIM_SQL.format(table=NodeRun._meta.db_table),
+            [
+                RUNNING,
+                owner,
+                now + timedelta(seconds=lease_s),
+                now,
+                _db_id(instance_id),
+                node_id,
+                iteration,
+                QUEUED,
+                False,
+            ],
+        )
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    state = json.loads(row[2]) if isinstance(row[2], str) else row[2]
+    return int(row[0]), int(row[1]), state
+
+
+class NodeTimeout(Exception):
+    pass
+
+
+@contextlib.contextmanager
+def _alarm(seconds: float | None) -> Iterator[None]:
+    """Interrupt a handler at its timeout where signals can (the main thread of a worker process)."""
+    usable = (
+        seconds and threading.current_thread() is threading.main_thread() and hasattr(signal, "setitimer")
+    )
+    if not usable:
+        yield
+        return
+
+    def on_alarm(signum: int, frame: Any) -> None:
+        raise NodeTimeout
+
+    previous = signal.signal(signal.SIGALRM, on_alarm)
+    signal.setitimer(signal.ITIMER_REAL, float(seconds))  # type: ignore[arg-type]
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def _context(
+    run: RunData, node_id: str, iteration: str, node_type: nodes.NodeType
+) -> tuple[dict[str, Any], list[str]]:
+    """The read-only context: ``{input, <node_id>: output | {error}, loop?}`` for what the node needs."""
+    g = run.graph
+    wanted = set(g.refs(node_id))
+    upstream = g.upstream(node_id)
+    if node_type.context == "upstream":
+        wanted |= set(upstream)
+    elif node_type.context == "ancestors":
+        wanted |= set(g.ancestors(node_id))
+    chain = g.loop_chain(node_id)
+    innermost = chain[-1] if chain else None
+    data: dict[str, Any] = {"input": run.input}
+    if not wanted and innermost is None:
+        return data, upstream
+    keys = scope_chain(iteration)
+    rows = NodeRun.objects.filter(
+        instance_id=run.instance_id,
+        node_id__in=wanted | ({innermost} if innermost else set()),
+        iteration__in=keys,
+    ).values_list("node_id", "iteration", "node_type", "status", "output", "error", "state", "index")
+    best: dict[str, tuple[int, Any]] = {}
+    for nid, it, ntype, status, output, error, state, index in rows:
+        if ntype == LOOP_HEAD:
+            if nid == innermost and it == iteration:
+                data["loop"] = {"item": (state or {}).get("item"), "index": index}
+            continue
+        if nid not in wanted or status not in (SUCCEEDED, FAILED):
+            continue
+        depth = len(it)
+        if nid not in best or depth > best[nid][0]:
+            best[nid] = (depth, output if status == SUCCEEDED else {"error": error})
+    for nid, (_, value) in best.items():
+        data[nid] = value
+    return data, upstream
+
+
+def _node_timeout(node: dict[str, Any]) -> float:
+    return float(node.get("timeout_s") or DEFAULT_TIMEOUT_S)
+
+
+def execute(instance_id: str, node_id: str, iteration: str = "", *, owner: str | None = None) -> str | None:
+    """Run one node of one run; returns the status it ended in (None when there was nothing to do)."""
+    instance_id = str(instance_id)
+    owner = owner or worker_id()
+    run = run_data(instance_id)
+    g = run.graph
+    if node_id not in g.nodes:
+        logger.error("run %s has no node %r", instance_id, node_id)
+        return None
+    node = g.nodes[node_id]
+    node_type = nodes.get(g.node_type(node_id))
+    timeout = _node_timeout(node)
+    claimed = _claim(instance_id, node_id, iteration, owner, timeout + LEASE_GRACE_S)
+    if claimed is None:
+        return None  # already claimed, finished, canceled, or not yet due: the message was only a hint
+    run_id, attempt, state = claimed
+
+    fx = Effects()
+    fx.node_event(instance_id, node_id, iteration, RUNNING, attempt=attempt)
+    if g.in_count(node_id) == 0 and g.scope[node_id] is None:
+        _instance_to(instance_id, RUNNING, fx, started=True)
+    fx.write()
+    fx.after_commit()
+
+    started = time.monotonic()
+    deadline = started + timeout
+    inputs: Any = None
+    try:
+        data, upstream = _context(run, node_id, iteration, node_type)
+        inputs = templates.resolve(g.inputs(node_id), data, node_id=node_id)
+        problems = graphs.validate_inputs(node_type, inputs, node_id=node_id)
+        if problems:
+            raise nodes.NodeError(
+                "; ".join(f"{p.field}: {p.message}" for p in problems[:3]),
+                code="invalid_input",
+                retryable=False,
+            )
+        ctx = nodes.NodeContext(
+            instance_id=instance_id,
+            tenant_id=run.tenant_id,
+            node_id=node_id,
+            iteration=iteration,
+            attempt=attempt,
+            idempotency_key=f"{instance_id}:{node_id}:{iteration}"
+            if iteration
+            else f"{instance_id}:{node_id}",
+            deadline=deadline,
+            data=nodes.freeze(data),
+            state=state,
+            upstream=tuple(upstream),
+            now=timezone.now(),
+        )
+        with _alarm(timeout):
+            result = node_type.run(inputs, ctx)
+        if time.monotonic() > deadline:
+            raise NodeTimeout
+    except NodeTimeout:
+        return _failed(run, node_id, iteration, run_id, owner, attempt, inputs, "timeout",
+                       f"Node {node_id!r} ran past its timeout of {timeout:g} s.", True)  # fmt: skip
+    except templates.TemplateError as exc:
+        return _failed(
+            run, node_id, iteration, run_id, owner, attempt, inputs, "template_error", str(exc), False
+        )
+    except nodes.NodeError as exc:
+        retryable = exc.retryable and node_type.retryable
+        return _failed(
+            run, node_id, iteration, run_id, owner, attempt, inputs, exc.code, exc.message, retryable
+        )
+    except Exception as exc:
+        logger.exception("node %s of run %s raised", node_id, instance_id)
+        message = f"{type(exc).__name__}: {exc}"[:2000]
+        return _failed(run, node_id, iteration, run_id, owner, attempt, inputs, "node_crashed", message, True)
+
+    if isinstance(result, nodes.Wait):
+        return _retry_db(lambda: _park(run, node_id, iteration, run_id, owner, attempt, inputs, result))
+    if isinstance(result, nodes.StartLoop):
+        return _retry_db(lambda: _start_loop(run, node_id, iteration, run_id, owner, attempt, inputs, result))
+    result = nodes.thaw(result)
+    try:
+        json.dumps(result)
+    except (TypeError, ValueError):
+        return _failed(run, node_id, iteration, run_id, owner, attempt, inputs, "bad_output",
+                       f"Node {node_id!r} returned a value that is not JSON.", False)  # fmt: skip
+    route = node_type.route(result, inputs)
+    return _retry_db(lambda: _succeed(run, node_id, iteration, run_id, owner, attempt, inputs, result, route))
+
+
+def _succeed(
+    run: RunData, node_id: str, iteration: str, run_id: int, owner: str, attempt: int, inputs: Any, output: Any,
+    route: str, *, from_status: str = RUNNING,
+) -> str | None:  # fmt: skip
+    fx = Effects()
+    with transaction.atomic():
+        filters: dict[str, Any] = {"pk": run_id, "status": from_status}
+        if from_status == RUNNING:
+            filters["lease_owner"] = owner
+        saved = NodeRun.objects.filter(**filters).update(
+            status=SUCCEEDED, output=output, route=route, input=inputs, error=None, ended_at=timezone.now(),
+            lease_owner="", lease_expires_at=None,
+        )  # fmt: skip
+        if not saved:
+            return None  # lost the lease, or the run was canceled meanwhile
+        fx.node_event(run.instance_id, node_id, iteration, SUCCEEDED, attempt=attempt, output=output)
+        _settle(run, node_id, iteration, SUCCEEDED, route, fx)
+        fx.write()
+        fx.after_commit()
+    _check_scopes(run.instance_id, fx)
+    return SUCCEEDED
+
+
+def _failed(
+    run: RunData, node_id: str, iteration: str, run_id: int, owner: str, attempt: int, inputs: Any, code: str,
+    message: str, retryable: bool,
+) -> str | None:  # fmt: skip
+    node = run.graph.nodes[node_id]
+    policy = node.get("retry") or {}
+    max_attempts = int(policy.get("max_attempts", 1))
+    error = {"code": code, "message": message, "attempt": attempt}
+    if retryable and attempt < max_attempts:
+        backoff = float(policy.get("backoff_s", 1.0)) * (2 ** (attempt - 1))
+
+        def requeue() -> str | None:
+            fx = Effects()
+            with transaction.atomic():
+                saved = NodeRun.objects.filter(pk=run_id, status=RUNNING, lease_owner=owner).update(
+                    status=QUEUED, deferred=True, available_at=timezone.now() + timedelta(seconds=backoff),
+                    error=error, input=inputs, lease_owner="", lease_expires_at=None,
+                )  # fmt: skip
+                if not saved:
+                    return None
+                fx.node_event(run.instance_id, node_id, iteration, "retrying", attempt=attempt, error=error,
+                              retry_in_s=backoff)  # fmt: skip
+                fx.write()
+                fx.after_commit()
+            return QUEUED
+
+        return _retry_db(requeue)
+    return _retry_db(lambda: _fail(run, node_id, iteration, run_id, owner, attempt, inputs, error))
+
+
+def _fail(
+    run: RunData, node_id: str, iteration: str, run_id: int, owner: str | None, attempt: int, inputs: Any,
+    error: dict[str, Any], *, from_status: str = RUNNING,
+) -> str | None:  # fmt: skip
+    g = run.graph
+    mode = g.on_error(node_id)
+    node_type = nodes.get(g.node_type(node_id))
+    route = {"route": "error", "continue": node_type.continue_route(g.inputs(node_id))}.get(mode, "")
+    fx = Effects()
+    with transaction.atomic():
+        filters: dict[str, Any] = {"pk": run_id, "status": from_status}
+        if owner is not None:
+            filters["lease_owner"] = owner
+        saved = NodeRun.objects.filter(**filters).update(
+            status=FAILED, error=error, route=route, input=inputs, ended_at=timezone.now(), lease_owner="",
+            lease_expires_at=None,
+        )  # fmt: skip
+        if not saved:
+            return None
+        fx.node_event(run.instance_id, node_id, iteration, FAILED, attempt=attempt, error=error)
+        if mode == "fail":
+            _end_instance(
+                run.instance_id, FAILED, fx, error={**error, "node_id": node_id, "iteration": iteration}
+            )
+        else:
+            _settle(run, node_id, iteration, FAILED, route, fx)
+        fx.write()
+        fx.after_commit()
+    _check_scopes(run.instance_id, fx)
+    return FAILED
+
+
+def _park(
+    run: RunData,
+    node_id: str,
+    iteration: str,
+    run_id: int,
+    owner: str,
+    attempt: int,
+    inputs: Any,
+    wait: nodes.Wait,
+) -> str | None:
+    fx = Effects()
+    with transaction.atomic():
+        saved = NodeRun.objects.filter(pk=run_id, status=RUNNING, lease_owner=owner).update(
+            status=WAITING, available_at=wait.until, state=wait.state, input=inputs, lease_owner="",
+            lease_expires_at=None, attempt=max(attempt - 1, 0),
+        )  # fmt: skip
+        if not saved:
+            return None
+        fx.node_event(
+            run.instance_id, node_id, iteration, WAITING, attempt=attempt, until=wait.until.isoformat()
+        )
+        fx.write()
+        fx.after_commit()
+    return WAITING
+
+
+# --- settling edges -----------------------------------------------------------------------------------
+_SETTLE_SQL = """
+UPDATE {table} SET
+  status = CASE
+    WHEN status = %s AND active + %s > 0 AND (remaining - %s = 0 OR wait_any) THEN %s
+    WHEN status = %s AND remaining - %s = 0 AND active + %s = 0 THEN %s
+    ELSE status END,
+  remaining = remaining - %s,
+  active = active + %s
+ WHERE instance_id = %s AND iteration = %s AND node_id IN ({targets})
+RETURNING node_id, status, remaining, active, wait_any
+"""
+
+
+def _settle(run: RunData, source: str, iteration: str, status: str, route: str, fx: Effects) -> None:
+    """Settle ``source``'s out-edges in its scope; release or skip targets (skips propagate)."""
+    g = run.graph
+    queue: list[tuple[str, str, str]] = [(source, status, route)]
+    any_open = False
+    while queue:
+        src, src_status, src_route = queue.pop(0)
+        groups: dict[tuple[int, int], list[str]] = {}
+        counts: dict[str, list[int]] = {}
+        for edge in g.settles(src):
+            dec_inc = counts.setdefault(edge.target, [0, 0])
+            dec_inc[0] += 1
+            dec_inc[1] += int(graphs.edge_active(edge, src_status, src_route))
+        for target, (dec, inc) in sorted(counts.items()):
+            groups.setdefault((dec, inc), []).append(target)
+        for (dec, inc), targets in sorted(groups.items()):
+            sql = _SETTLE_SQL.format(table=NodeRun._meta.db_table, targets=", ".join(["%s"] * len(targets)))
+            params = [PENDING, inc, dec, QUEUED, PENDING, dec, inc, SKIPPED, dec, inc, _db_id(run.instance_id),
+                      iteration, *targets]  # fmt: skip
+            with connection.cursor() as cursor:
+                cursor.execute(sql, params)
+                rows = cursor.fetchall()
+            for node_id, new_status, remaining, active, wait_any in rows:
+                # Counters move atomically, so exactly one update sees the release: for a join in
+                # "any" mode the first active arrival, otherwise the one that brings remaining to 0.
+                if wait_any:
+                    released = new_status == QUEUED and inc > 0 and active - inc == 0
+                else:
+                    released = new_status == QUEUED and remaining == 0
+                if released:
+                    fx.node_event(run.instance_id, node_id, iteration, QUEUED, attempt=0)
+                    fx.enqueue.append((run.instance_id, node_id, iteration))
+                    any_open = True
+                elif new_status == SKIPPED and remaining == 0 and active == 0:
+                    fx.node_event(run.instance_id, node_id, iteration, SKIPPED)
+                    queue.append((node_id, SKIPPED, ""))
+                elif new_status in NODE_OPEN:
+                    any_open = True
+    if not any_open:
+        fx.checks.add(iteration)
+
+
+# --- scope completion ---------------------------------------------------------------------------------
+def _check_scopes(instance_id: str, fx: Effects) -> None:
+    for key in sorted(fx.checks, key=len, reverse=True):
+        complete_scope(instance_id, key)
+
+
+def complete_scope(instance_id: str, iteration: str) -> None:
+    """If nothing is open in this scope, finish it: the run (top level) or the loop iteration."""
+    open_rows = NodeRun.objects.filter(instance_id=instance_id, status__in=NODE_OPEN)
+    if iteration:
+        if open_rows.filter(iteration=iteration).exclude(node_type=LOOP_HEAD).exists():
+            return
+        _complete_iteration(run_data(instance_id), iteration)
+    else:
+        if open_rows.exists():
+            return
+        _finish_instance(instance_id)
+
+
+def _finish_instance(instance_id: str) -> None:
+    end = (
+        NodeRun.objects.filter(instance_id=instance_id, node_type="end", status=SUCCEEDED, iteration="")
+        .order_by("-ended_at", "-id")
+        .values_list("output", flat=True)
+        .first()
+    )
+
+    def finish() -> None:
+        fx = Effects()
+        with transaction.atomic():
+            _end_instance(instance_id, SUCCEEDED, fx, output=end)
+            fx.write()
+            fx.after_commit()
+
+    _retry_db(finish)
+
+
+def _instance_to(instance_id: str, status: str, fx: Effects, *, started: bool = False, **fields: Any) -> bool:
+    now = timezone.now()
+    if status in (SUCCEEDED, FAILED, CANCELED):
+        fields["ended_at"] = now
+    qs = WorkflowInstance.objects.filter(pk=instance_id, status__in=instance_sources(status))
+    if started:
+        qs = qs.filter(status="queued")
+        fields["started_at"] = now
+    changed = bool(qs.update(status=status, **fields))
+    if changed:
+        data = {k: v for k, v in fields.items() if k in ("output", "error")}
+        fx.event(instance_id, f"instance.{status}", status=status, **data)
+    return changed
+
+
+def _end_instance(instance_id: str, status: str, fx: Effects, **fields: Any) -> None:
+    """Move the run to a terminal status; on fail/cancel, cancel every node still open."""
+    if not _instance_to(instance_id, status, fx, **fields):
+        return
+    if status in (FAILED, CANCELED):
+        open_runs = list(
+            NodeRun.objects.filter(instance_id=instance_id, status__in=node_sources(CANCELED))
+            .exclude(node_type=LOOP_HEAD)
+            .values_list("node_id", "iteration")
+        )
+        NodeRun.objects.filter(instance_id=instance_id, status__in=node_sources(CANCELED)).update(
+            status=CANCELED, ended_at=timezone.now(), lease_owner="", lease_expires_at=None, deferred=False
+        )
+        for node_id, iteration in open_runs:
+            fx.node_event(instance_id, node_id, iteration, CANCELED)
+
+
+def cancel(instance_id: str, *, reason: str = "canceled") -> bool:
+    fx = Effects()
+    with transaction.atomic():
+        before = len(fx.events)
+        _end_instance(str(instance_id), CANCELED, fx, error={"code": "canceled", "message": reason})
+        changed = len(fx.events) > before
+        fx.write()
+        fx.after_commit()
+    return changed
+
+
+# --- loops --------------------------------------------------------------------------------------------
+def _start_loop(
+    run: RunData, node_id: str, iteration: str, run_id: int, owner: str, attempt: int, inputs: Any,
+    loop: nodes.StartLoop,
+) -> str | None:  # fmt: skip
+    count = len(loop.items)
+    if count == 0:
+        return _succeed(run, node_id, iteration, run_id, owner, attempt, inputs, {"results": []}, "completed")
+    fx = Effects()
+    with transaction.atomic():
+        saved = NodeRun.objects.filter(pk=run_id, status=RUNNING, lease_owner=owner).update(
+            status=WAITING, remaining=count, input=inputs, state={"count": count}, lease_owner="",
+            lease_expires_at=None,
+        )  # fmt: skip
+        if not saved:
+            return None
+        fx.node_event(run.instance_id, node_id, iteration, WAITING, attempt=attempt, iterations=count)
+        heads = [
+            NodeRun(
+                instance_id=run.instance_id,
+                node_id=node_id,
+                node_type=LOOP_HEAD,
+                iteration=iteration_key(iteration, node_id, index),
+                index=index,
+                status=RUNNING if index < loop.concurrency else PENDING,
+                state={"item": item},
+            )  # fmt: skip
+            for index, item in enumerate(loop.items)
+        ]
+        NodeRun.objects.bulk_create(heads, batch_size=1000)
+        for head in heads[: loop.concurrency]:
+            _open_iteration(run, node_id, head.iteration, fx)
+        fx.write()
+        fx.after_commit()
+    _check_scopes(run.instance_id, fx)
+    return WAITING
+
+
+def _open_iteration(run: RunData, loop_id: str, key: str, fx: Effects) -> None:
+    g = run.graph
+    rows = []
+    for node_id in g.members(loop_id):
+        active = sum(1 for e in g.into.get(node_id, []) if g.is_loop_edge(e) and e.source == loop_id)
+        remaining = g.in_count(node_id)
+        wait_any = g.node_type(node_id) == "join" and g.inputs(node_id).get("mode") == "any"
+        ready = graphs.readiness(remaining, active, wait_any) == "ready"
+        rows.append(
+            NodeRun(
+                instance_id=run.instance_id,
+                node_id=node_id,
+                node_type=g.node_type(node_id),
+                iteration=key,
+                remaining=remaining,
+                active=active,
+                wait_any=wait_any,
+                status=QUEUED if ready else PENDING,
+            )  # fmt: skip
+        )
+        if ready:
+            fx.node_event(run.instance_id, node_id, key, QUEUED, attempt=0)
+            fx.enqueue.append((run.instance_id, node_id, key))
+    NodeRun.objects.bulk_create(rows)
+    if not rows:
+        fx.checks.add(key)
+
+
+def _iteration_result(run: RunData, loop_id: str, key: str) -> Any:
+    sinks = run.graph.sinks(loop_id)
+    rows = dict(
+        NodeRun.objects.filter(
+            instance_id=run.instance_id, iteration=key, node_id__in=sinks, status=SUCCEEDED
+        ).values_list("node_id", "output")
+    )
+    for node_id in reversed(sinks):
+        if node_id in rows:
+            return rows[node_id]
+    return None
+
+
+def _complete_iteration(run: RunData, key: str) -> None:
+    loop_id = key.rsplit("/", 1)[-1].rsplit(":", 1)[0]
+    outer = outer_of(key)
+    result = _iteration_result(run, loop_id, key)
+    fx = Effects()
+    finished_loop = False
+
+    def close() -> None:
+        nonlocal finished_loop
+        fx.events.clear()
+        fx.enqueue.clear()
+        fx.checks.clear()
+        with transaction.atomic():
+            done = NodeRun.objects.filter(
+                instance_id=run.instance_id,
+                node_id=loop_id,
+                iteration=key,
+                node_type=LOOP_HEAD,
+                status=RUNNING,
+            ).update(status=SUCCEEDED, output=result, ended_at=timezone.now())
+            if not done:
+                return
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    f"UPDATE {NodeRun._meta.db_table} SET remaining = remaining - 1 "  # noqa: S608 - table name
+                    "WHERE instance_id = %s AND node_id = %s AND iteration = %s AND status = %s RETURNING id, remaining",
+                    [_db_id(run.instance_id), loop_id, outer, WAITING],
+                )
+                row = cursor.fetchone()
+            if row is None:
+                return  # the loop was canceled or failed meanwhile
+            if row[1] == 0:
+                finished_loop = True
+                return
+            _open_next_iteration(run, loop_id, outer, fx)
+            fx.write()
+            fx.after_commit()
+
+    _retry_db(close)
+    if finished_loop:
+        _finish_loop(run, loop_id, outer)
+    else:
+        _check_scopes(run.instance_id, fx)
+
+
+def _open_next_iteration(run: RunData, loop_id: str, outer: str, fx: Effects) -> None:
+    prefix = iteration_key(outer, loop_id, 0)[:-1]
+    heads = NodeRun.objects.filter(
+        instance_id=run.instance_id,
+        node_id=loop_id,
+        node_type=LOOP_HEAD,
+        status=PENDING,
+        iteration__startswith=prefix,
+    )
+    for head_id, head_key in heads.order_by("index").values_list("id", "iteration")[:5]:
+        if "/" in head_key[len(prefix) :]:
+            continue  # a nested loop of the same id cannot exist (ids are unique), defensive only
+        if NodeRun.objects.filter(pk=head_id, status=PENDING).update(status=RUNNING):
+            _open_iteration(run, loop_id, head_key, fx)
+            return
+
+
+def _finish_loop(run: RunData, loop_id: str, outer: str) -> None:
+    prefix = iteration_key(outer, loop_id, 0)[:-1]
+    results = list(
+        NodeRun.objects.filter(
+            instance_id=run.instance_id, node_id=loop_id, node_type=LOOP_HEAD, iteration__startswith=prefix
+        )
+        .order_by("index")
+        .values_list("output", flat=True)
+    )
+    row = (
+        NodeRun.objects.filter(instance_id=run.instance_id, node_id=loop_id, iteration=outer)
+        .values_list("id", "attempt", "input")
+        .first()
+    )
+    if row is None:
+        return
+    _retry_db(
+        lambda: _succeed(
+            run,
+            loop_id,
+            outer,
+            row[0],
+            "",
+            row[1],
+            row[2],
+            {"results": results},
+            "completed",
+            from_status=WAITING,
+        )  # fmt: skip
+    )
+
+
+# --- waking parked and backed-off nodes ------------------------------------------------------------
+def wake_due(limit: int = 500) -> int:
+    """Send the messages of nodes whose backoff or delay is over. Called by beat / the embedded ticker."""
+    now = timezone.now()
+    due = list(
+        NodeRun.objects.filter(available_at__lte=now, status__in=(QUEUED, WAITING))
+        .exclude(status=QUEUED, deferred=False)
+        .exclude(node_type__in=("loop", LOOP_HEAD))
+        .values_list("id", "instance_id", "node_id", "iteration", "status")[:limit]
+    )
+    woken = 0
+    for run_id, instance_id, node_id, iteration, status in due:
+        fx = Effects()
+        with transaction.atomic():
+            if status == QUEUED:
+                changed = NodeRun.objects.filter(pk=run_id, status=QUEUED, deferred=True).update(
+                    deferred=False
+                )
+            else:
+                changed = NodeRun.objects.filter(pk=run_id, status=WAITING, available_at__lte=now).update(
+                    status=QUEUED, deferred=False
+                )
+                if changed:
+                    fx.node_event(str(instance_id), node_id, iteration, QUEUED, attempt=0, reason="due")
+            if changed:
+                fx.enqueue.append((str(instance_id), node_id, iteration))
+                woken += 1
+            fx.write()
+            fx.after_commit()
+    return woken
+
+
+def terminal(instance_id: str) -> bool:
+    status = WorkflowInstance.objects.filter(pk=instance_id).values_list("status", flat=True).first()
+    return status is not None and status not in INSTANCE_OPEN
+
+
+def now_utc() -> dt.datetime:
+    return timezone.now()

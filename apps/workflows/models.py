@@ -1,0 +1,190 @@
+"""Workflow data: definitions, immutable versions, runs, per-node runs and the run journal.
+
+* ``Workflow`` — a named definition in a tenant; ``current_version`` points at its latest graph.
+* ``WorkflowVersion`` — an immutable graph snapshot; every graph change makes a new one.
+* ``WorkflowInstance`` — one run. It pins its graph (a copy, so test runs of unsaved graphs and saved
+  runs look the same to the engine) and holds input, output, error, status and trigger.
+* ``NodeRun`` — one node of one run, per loop iteration (``iteration`` key, "" at top level). The
+  database is the truth for scheduling: ``remaining``/``active`` count the in-edges still to settle
+  and those that arrived active, so a join is released exactly once by a conditional update.
+* ``InstanceEvent`` — the ordered journal of state changes, what the UI and websockets replay from.
+
+State changes go through :mod:`apps.workflows.engine.states`; nothing else writes ``status``.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from django.conf import settings
+from django.db import models
+
+from apps.tenancy.models import Tenant
+
+
+class InstanceStatus(models.TextChoices):
+    QUEUED = "queued"
+    RUNNING = "running"
+    WAITING = "waiting"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELED = "canceled"
+
+
+class NodeStatus(models.TextChoices):
+    PENDING = "pending"
+    QUEUED = "queued"
+    RUNNING = "running"
+    WAITING = "waiting"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+    CANCELED = "canceled"
+
+
+class Trigger(models.TextChoices):
+    MANUAL = "manual"
+    API = "api"
+    SCHEDULE = "schedule"
+    WEBHOOK = "webhook"
+    WIDGET = "widget"
+    TEST = "test"
+    SUBWORKFLOW = "subworkflow"
+
+
+class Workflow(models.Model):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="workflows")
+    name = models.CharField(max_length=200)
+    description = models.TextField(blank=True, default="")
+    current_version = models.ForeignKey(
+        "WorkflowVersion", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name", "id"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class WorkflowVersion(models.Model):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    workflow = models.ForeignKey(Workflow, on_delete=models.CASCADE, related_name="versions")
+    version = models.PositiveIntegerField()
+    graph = models.JSONField()
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["workflow", "-version"]
+        constraints = [
+            models.UniqueConstraint(fields=["workflow", "version"], name="workflow_version_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.workflow_id} v{self.version}"
+
+
+class WorkflowInstance(models.Model):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="workflow_instances")
+    workflow = models.ForeignKey(
+        Workflow, null=True, blank=True, on_delete=models.SET_NULL, related_name="instances"
+    )
+    version = models.ForeignKey(
+        WorkflowVersion, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    is_test = models.BooleanField(default=False)
+    graph = models.JSONField()
+    status = models.CharField(max_length=16, choices=InstanceStatus.choices, default=InstanceStatus.QUEUED)
+    trigger = models.CharField(max_length=16, choices=Trigger.choices, default=Trigger.MANUAL)
+    input = models.JSONField(default=dict, blank=True)
+    output = models.JSONField(null=True, blank=True)
+    error = models.JSONField(null=True, blank=True)
+    context_version = models.PositiveIntegerField(default=0)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    ended_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "id"]
+        indexes = [
+            models.Index(fields=["tenant", "-created_at"], name="instance_tenant_time"),
+            models.Index(fields=["tenant", "status"], name="instance_tenant_status"),
+        ]
+
+    def __str__(self) -> str:
+        return f"run {self.id} ({self.status})"
+
+
+class NodeRun(models.Model):
+    instance = models.ForeignKey(WorkflowInstance, on_delete=models.CASCADE, related_name="node_runs")
+    node_id = models.CharField(max_length=100)
+    node_type = models.CharField(max_length=50)
+    # "" at top level; "loop:3" inside iteration 3 of node "loop"; nested: "outer:1/inner:0".
+    iteration = models.CharField(max_length=500, blank=True, default="")
+    # The item index for a loop's per-iteration head row; 0 elsewhere.
+    index = models.PositiveIntegerField(default=0)
+    status = models.CharField(max_length=16, choices=NodeStatus.choices, default=NodeStatus.PENDING)
+    # In-edges whose source has not settled yet, and settled in-edges that arrived active.
+    remaining = models.IntegerField(default=0)
+    active = models.IntegerField(default=0)
+    wait_any = models.BooleanField(default=False)
+    attempt = models.PositiveIntegerField(default=0)
+    available_at = models.DateTimeField(null=True, blank=True)
+    # A queued run whose message is not sent yet (backoff): the waker sends it at ``available_at``.
+    deferred = models.BooleanField(default=False)
+    lease_owner = models.CharField(max_length=200, blank=True, default="")
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
+    input = models.JSONField(null=True, blank=True)
+    output = models.JSONField(null=True, blank=True)
+    error = models.JSONField(null=True, blank=True)
+    route = models.CharField(max_length=100, blank=True, default="")
+    state = models.JSONField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    ended_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["instance", "created_at", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["instance", "node_id", "iteration"], name="noderun_unique_per_iteration"
+            )
+        ]
+        indexes = [
+            models.Index(fields=["status", "available_at"], name="noderun_due"),
+        ]
+
+    def __str__(self) -> str:
+        suffix = f"[{self.iteration}]" if self.iteration else ""
+        return f"{self.node_id}{suffix} ({self.status})"
+
+    @property
+    def idempotency_key(self) -> str:
+        key = f"{self.instance_id}:{self.node_id}"
+        return f"{key}:{self.iteration}" if self.iteration else key
+
+
+class InstanceEvent(models.Model):
+    """One journal entry. ``id`` is the sequence clients page with (``?after=<seq>``)."""
+
+    id = models.BigAutoField(primary_key=True)
+    instance = models.ForeignKey(WorkflowInstance, on_delete=models.CASCADE, related_name="events")
+    type = models.CharField(max_length=40)
+    node_id = models.CharField(max_length=100, blank=True, default="")
+    iteration = models.CharField(max_length=500, blank=True, default="")
+    data = models.JSONField(default=dict, blank=True)
+    at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["instance", "id"]
+        indexes = [models.Index(fields=["instance", "id"], name="event_instance_seq")]
+
+    def __str__(self) -> str:
+        return f"{self.type} {self.node_id}"

@@ -1,0 +1,477 @@
+"""The core node library: flow control and data shaping (CONTRACT "Workflows", node table)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from .base import NodeContext, NodeError, NodeType, StartLoop, Wait, register, thaw
+
+OPERATORS = (
+    "equals", "not_equals", "contains", "not_contains", "starts_with", "ends_with", "greater_than",
+    "less_than", "greater_or_equal", "less_or_equal", "is_empty", "is_not_empty", "matches_regex",
+)  # fmt: skip
+MAX_REGEX = 500
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return None
+    return None
+
+
+def _order(left: Any, right: Any) -> tuple[Any, Any]:
+    """Compare numbers as numbers (also numeric strings), everything else as strings."""
+    ln, rn = _number(left), _number(right)
+    if ln is not None and rn is not None:
+        return ln, rn
+    return str(left), str(right)
+
+
+def compare(left: Any, operator: str, right: Any) -> bool:
+    if operator == "equals":
+        return left == right or (_number(left) is not None and _number(left) == _number(right))
+    if operator == "not_equals":
+        return not compare(left, "equals", right)
+    if operator in ("contains", "not_contains"):
+        if isinstance(left, Mapping):
+            found = str(right) in left
+        elif isinstance(left, list | tuple):
+            found = right in left
+        else:
+            found = str(right) in str(left if left is not None else "")
+        return found if operator == "contains" else not found
+    if operator == "starts_with":
+        return str(left).startswith(str(right))
+    if operator == "ends_with":
+        return str(left).endswith(str(right))
+    if operator in ("greater_than", "less_than", "greater_or_equal", "less_or_equal"):
+        if left is None or right is None:
+            return False
+        a, b = _order(left, right)
+        return {
+            "greater_than": a > b,
+            "less_than": a < b,
+            "greater_or_equal": a >= b,
+            "less_or_equal": a <= b,
+        }[operator]
+    if operator in ("is_empty", "is_not_empty"):
+        empty = left is None or left == "" or (isinstance(left, list | tuple | Mapping) and len(left) == 0)
+        return empty if operator == "is_empty" else not empty
+    if operator == "matches_regex":
+        pattern = str(right)
+        if len(pattern) > MAX_REGEX:
+            raise NodeError(
+                f"The regular expression is longer than {MAX_REGEX} characters.", code="bad_input"
+            )
+        try:
+            return re.search(pattern, str(left)) is not None
+        except re.error as exc:
+            raise NodeError(f"Invalid regular expression {pattern!r}: {exc}", code="bad_input") from exc
+    raise NodeError(f"Unknown operator {operator!r}; known: {', '.join(OPERATORS)}.", code="bad_input")
+
+
+OPERATOR_SCHEMA = {"enum": list(OPERATORS)}
+CONDITION_SCHEMA = {
+    "type": "object",
+    "properties": {"field": {"type": "string"}, "operator": OPERATOR_SCHEMA, "value": {}},
+    "required": ["field", "operator"],
+}
+
+
+class _Data(NodeType):
+    """Pure data nodes fail the same way on every attempt."""
+
+    category = "data"
+    retryable = False
+
+
+@register
+class Start(NodeType):
+    type = "start"
+    name = "Start"
+    category = "flow"
+    description = "Where a run begins; its output is the run input."
+    inputs_schema = {"type": "object", "properties": {"schema": {"type": "object"}}}
+
+    def run(self, inputs: dict[str, Any], ctx: NodeContext) -> Any:
+        return dict(ctx.data.get("input") or {})
+
+
+@register
+class End(NodeType):
+    type = "end"
+    name = "End"
+    category = "flow"
+    description = "Its resolved `output` becomes the run's output."
+    inputs_schema = {"type": "object", "properties": {"output": {}}}
+    handles = ()
+
+    def default_handle(self, inputs: Mapping[str, Any]) -> str | None:
+        return None
+
+    def route(self, output: Any, inputs: Mapping[str, Any]) -> str:
+        return "output"
+
+    def continue_route(self, inputs: Mapping[str, Any]) -> str:
+        return "output"
+
+    def run(self, inputs: dict[str, Any], ctx: NodeContext) -> Any:
+        return inputs.get("output")
+
+
+@register
+class Condition(NodeType):
+    type = "condition"
+    name = "Condition"
+    category = "flow"
+    description = (
+        "Compare `left` with `right`: takes `true` or `false`; or, with `branches`, the first that holds."
+    )
+    inputs_schema = {
+        "type": "object",
+        "properties": {
+            "left": {},
+            "operator": OPERATOR_SCHEMA,
+            "right": {},
+            "branches": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "properties": {
+                        "id": {"type": "string", "pattern": "^[A-Za-z0-9_\\-]+$"},
+                        "left": {},
+                        "operator": OPERATOR_SCHEMA,
+                        "right": {},
+                    },
+                    "required": ["id", "operator"],
+                },
+            },
+        },
+    }
+    outputs_schema = {
+        "type": "object",
+        "properties": {"result": {"type": "boolean"}, "branch": {"type": "string"}},
+    }
+    handles = ("true", "false")
+
+    def validate_inputs(self, inputs: Mapping[str, Any]) -> list[tuple[str, str]]:
+        if "branches" not in inputs and "operator" not in inputs:
+            return [("operator", "A condition needs an operator (or a list of branches).")]
+        ids = [b.get("id") for b in inputs.get("branches") or [] if isinstance(b, Mapping)]
+        if len(ids) != len(set(ids)) or "default" in ids:
+            return [("branches", "Branch ids must be unique and not 'default'.")]
+        return []
+
+    def handles_for(self, inputs: Mapping[str, Any]) -> tuple[str, ...]:
+        branches = inputs.get("branches")
+        if isinstance(branches, list):
+            return (*(str(b.get("id")) for b in branches if isinstance(b, Mapping)), "default")
+        return self.handles
+
+    def route(self, output: Any, inputs: Mapping[str, Any]) -> str:
+        if "branches" in inputs:
+            return str(output["branch"])
+        return "true" if output["result"] else "false"
+
+    def run(self, inputs: dict[str, Any], ctx: NodeContext) -> Any:
+        if "branches" in inputs:
+            for branch in inputs["branches"]:
+                if compare(branch.get("left"), branch["operator"], branch.get("right")):
+                    return {"result": True, "branch": branch["id"]}
+            return {"result": False, "branch": "default"}
+        return {"result": compare(inputs.get("left"), inputs["operator"], inputs.get("right"))}
+
+
+@register
+class Switch(NodeType):
+    type = "switch"
+    name = "Switch"
+    category = "flow"
+    description = (
+        "Takes the handle of the first case whose value matches `value` (default: equals), else `default`."
+    )
+    inputs_schema = {
+        "type": "object",
+        "required": ["cases"],
+        "properties": {
+            "value": {},
+            "cases": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "properties": {
+                        "id": {"type": "string", "pattern": "^[A-Za-z0-9_\\-]+$"},
+                        "operator": OPERATOR_SCHEMA,
+                        "value": {},
+                    },
+                    "required": ["id"],
+                },
+            },
+        },
+    }
+    outputs_schema = {"type": "object", "properties": {"matched": {"type": "string"}}}
+    handles = ("default",)
+
+    def validate_inputs(self, inputs: Mapping[str, Any]) -> list[tuple[str, str]]:
+        ids = [c.get("id") for c in inputs.get("cases") or [] if isinstance(c, Mapping)]
+        if len(ids) != len(set(ids)) or "default" in ids:
+            return [("cases", "Case ids must be unique and not 'default'.")]
+        return []
+
+    def handles_for(self, inputs: Mapping[str, Any]) -> tuple[str, ...]:
+        cases = inputs.get("cases")
+        ids = [str(c.get("id")) for c in cases if isinstance(c, Mapping)] if isinstance(cases, list) else []
+        return (*ids, "default")
+
+    def default_handle(self, inputs: Mapping[str, Any]) -> str | None:
+        return None
+
+    def route(self, output: Any, inputs: Mapping[str, Any]) -> str:
+        return str(output["matched"])
+
+    def run(self, inputs: dict[str, Any], ctx: NodeContext) -> Any:
+        for case in inputs["cases"]:
+            if compare(inputs.get("value"), case.get("operator") or "equals", case.get("value")):
+                return {"matched": case["id"]}
+        return {"matched": "default"}
+
+
+@register
+class Fanout(NodeType):
+    type = "fanout"
+    name = "Fan out"
+    category = "flow"
+    description = "Starts every branch connected to it; passes `value` through."
+    inputs_schema = {"type": "object", "properties": {"value": {}}}
+
+    def run(self, inputs: dict[str, Any], ctx: NodeContext) -> Any:
+        return {"value": inputs.get("value")}
+
+
+@register
+class Join(NodeType):
+    type = "join"
+    name = "Join"
+    category = "flow"
+    description = (
+        "Waits for all (or, in `any` mode, the first) incoming branches; output maps each to its output."
+    )
+    inputs_schema = {"type": "object", "properties": {"mode": {"enum": ["all", "any"]}}}
+    context = "upstream"
+
+    def run(self, inputs: dict[str, Any], ctx: NodeContext) -> Any:
+        return {node: thaw(ctx.data[node]) for node in ctx.upstream if node in ctx.data}
+
+
+@register
+class Loop(NodeType):
+    type = "loop"
+    name = "Loop"
+    category = "flow"
+    description = "Runs the body (handle `loop`) once per item, `concurrency` at a time; then `completed`."
+    inputs_schema = {
+        "type": "object",
+        "required": ["items"],
+        "properties": {
+            "items": {"type": "array"},
+            "concurrency": {"type": "integer", "minimum": 1, "maximum": 100},
+            "max_iterations": {"type": "integer", "minimum": 0, "maximum": 100000},
+        },
+    }
+    outputs_schema = {"type": "object", "properties": {"results": {"type": "array"}}}
+    handles = ("loop", "completed")
+
+    def default_handle(self, inputs: Mapping[str, Any]) -> str | None:
+        return None
+
+    def route(self, output: Any, inputs: Mapping[str, Any]) -> str:
+        return "completed"
+
+    def run(self, inputs: dict[str, Any], ctx: NodeContext) -> Any:
+        items = inputs["items"]
+        limit = int(inputs.get("max_iterations", 1000))
+        if len(items) > limit:
+            raise NodeError(
+                f"The loop got {len(items)} items, more than max_iterations={limit}.", code="too_many_items"
+            )
+        return StartLoop(items=list(items), concurrency=int(inputs.get("concurrency", 1)))
+
+
+@register
+class Delay(NodeType):
+    type = "delay"
+    name = "Delay"
+    category = "flow"
+    description = "Waits `seconds` without holding a worker (the run is parked in the database)."
+    inputs_schema = {
+        "type": "object",
+        "required": ["seconds"],
+        "properties": {"seconds": {"type": "number", "minimum": 0, "maximum": 30 * 86400}},
+    }
+    outputs_schema = {"type": "object", "properties": {"waited_s": {"type": "number"}}}
+
+    def run(self, inputs: dict[str, Any], ctx: NodeContext) -> Any:
+        now = ctx.now or dt.datetime.now(dt.UTC)
+        if ctx.state and "until" in ctx.state:
+            started = dt.datetime.fromisoformat(ctx.state["started"])
+            return {"waited_s": round((now - started).total_seconds(), 3)}
+        until = now + dt.timedelta(seconds=float(inputs["seconds"]))
+        return Wait(until=until, state={"until": until.isoformat(), "started": now.isoformat()})
+
+
+def _field(row: Any, name: str) -> Any:
+    value = row
+    for part in str(name).split("."):
+        value = value.get(part) if isinstance(value, Mapping) else None
+    return value
+
+
+def _rows(value: Any, field: str) -> list[Mapping[str, Any]]:
+    if not isinstance(value, list | tuple):
+        raise NodeError(f"`{field}` must be a list of objects, got {type(value).__name__}.", code="bad_input")
+    bad = next((i for i, row in enumerate(value) if not isinstance(row, Mapping)), None)
+    if bad is not None:
+        raise NodeError(f"`{field}[{bad}]` is not an object.", code="bad_input")
+    return list(value)
+
+
+def _sort_key(value: Any) -> tuple[int, Any]:
+    if value is None:
+        return (2, 0)
+    number = _number(value)
+    return (0, number) if number is not None else (1, str(value))
+
+
+@register
+class Transform(_Data):
+    type = "transform"
+    name = "Transform"
+    description = "Filter, select, rename, sort and limit a list of objects."
+    inputs_schema = {
+        "type": "object",
+        "required": ["data"],
+        "properties": {
+            "data": {"type": "array"},
+            "filter": {"type": "array", "items": CONDITION_SCHEMA},
+            "select": {"type": "array", "items": {"type": "string"}},
+            "rename": {"type": "object", "additionalProperties": {"type": "string"}},
+            "sort": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "properties": {"field": {"type": "string"}, "desc": {"type": "boolean"}},
+                    "required": ["field"],
+                },
+            },
+            "limit": {"type": "integer", "minimum": 0},
+        },
+    }
+    outputs_schema = {"type": "object", "properties": {"result": {"type": "array"}}}
+
+    def run(self, inputs: dict[str, Any], ctx: NodeContext) -> Any:
+        rows = [thaw(r) for r in _rows(inputs["data"], "data")]
+        for cond in inputs.get("filter") or []:
+            rows = [r for r in rows if compare(_field(r, cond["field"]), cond["operator"], cond.get("value"))]
+        for rule in reversed(inputs.get("sort") or []):
+            rows.sort(key=lambda r, f=rule["field"]: _sort_key(_field(r, f)), reverse=bool(rule.get("desc")))
+        if inputs.get("limit") is not None:
+            rows = rows[: int(inputs["limit"])]
+        if inputs.get("select"):
+            rows = [{f: _field(r, f) for f in inputs["select"]} for r in rows]
+        rename = inputs.get("rename") or {}
+        if rename:
+            rows = [{rename.get(k, k): v for k, v in r.items()} for r in rows]
+        return {"result": rows}
+
+
+@register
+class Aggregate(_Data):
+    type = "aggregate"
+    name = "Aggregate"
+    description = "Group a list of objects and compute sum/avg/count/min/max per group."
+    inputs_schema = {
+        "type": "object",
+        "required": ["data", "metrics"],
+        "properties": {
+            "data": {"type": "array"},
+            "group_by": {"type": "array", "items": {"type": "string"}},
+            "metrics": {
+                "type": "array",
+                "minItems": 1,
+                "items": {
+                    "type": "object",
+                    "properties": {
+                        "field": {"type": "string"},
+                        "op": {"enum": ["sum", "avg", "count", "min", "max"]},
+                        "as": {"type": "string"},
+                    },
+                    "required": ["op"],
+                },
+            },
+        },
+    }
+    outputs_schema = {"type": "object", "properties": {"result": {"type": "array"}}}
+
+    def validate_inputs(self, inputs: Mapping[str, Any]) -> list[tuple[str, str]]:
+        for i, metric in enumerate(inputs.get("metrics") or []):
+            if isinstance(metric, Mapping) and metric.get("op") != "count" and not metric.get("field"):
+                return [(f"metrics[{i}].field", f"The {metric.get('op')!r} metric needs a field.")]
+        return []
+
+    def run(self, inputs: dict[str, Any], ctx: NodeContext) -> Any:
+        rows = _rows(inputs["data"], "data")
+        group_by = list(inputs.get("group_by") or [])
+        groups: dict[tuple[Any, ...], list[Mapping[str, Any]]] = {}
+        for row in rows:
+            key = tuple(_hashable(_field(row, f)) for f in group_by)
+            groups.setdefault(key, []).append(row)
+        if not group_by and not groups:
+            groups[()] = []
+        result = []
+        for key, members in groups.items():
+            out: dict[str, Any] = {f: thaw(_field(members[0], f)) for f in group_by} if members else {}
+            for metric in inputs["metrics"]:
+                op, field = metric["op"], metric.get("field")
+                name = metric.get("as") or (f"{op}_{field}" if field else op)
+                out[name] = _metric(op, field, members)
+            result.append(out)
+        return {"result": result}
+
+
+def _hashable(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return tuple(sorted((k, _hashable(v)) for k, v in value.items()))
+    if isinstance(value, list | tuple):
+        return tuple(_hashable(v) for v in value)
+    return value
+
+
+def _metric(op: str, field: str | None, rows: list[Mapping[str, Any]]) -> Any:
+    if op == "count":
+        return len(rows) if not field else sum(1 for r in rows if _field(r, field) is not None)
+    values = [_field(r, field or "") for r in rows]
+    values = [v for v in values if v is not None]
+    if op in ("sum", "avg"):
+        numbers = []
+        for v in values:
+            n = _number(v)
+            if n is None:
+                raise NodeError(f"Cannot {op} {field!r}: {v!r} is not a number.", code="bad_input")
+            numbers.append(n)
+        if op == "sum":
+            total = sum(numbers)
+            return int(total) if total.is_integer() and all(isinstance(v, int) for v in values) else total
+        return sum(numbers) / len(numbers) if numbers else None
+    if not values:
+        return None
+    return (min if op == "min" else max)(values, key=_sort_key)

@@ -1,0 +1,291 @@
+"""Every write in workflows: definitions and versions, starting, canceling and retrying runs.
+
+Each service takes the tenant (or a tenant-scoped object) and the acting :class:`Actor`, audits in
+the same transaction, and leaves execution to :mod:`apps.workflows.engine.runtime`.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from apps.tenancy.models import Tenant
+from apps.tenancy.services import Actor, audit_log_write
+from apps.workflows.engine import graph as graphs
+from apps.workflows.engine import runtime
+from apps.workflows.engine.states import (
+    CANCELED,
+    FAILED,
+    INSTANCE_TERMINAL,
+    NODE_OPEN,
+    PENDING,
+    QUEUED,
+    RUNNING,
+    SKIPPED,
+    SUCCEEDED,
+)
+from apps.workflows.models import (
+    InstanceEvent,
+    NodeRun,
+    Trigger,
+    Workflow,
+    WorkflowInstance,
+    WorkflowVersion,
+)
+from jetadmin.api.errors import ApplicationError, Conflict
+
+MSG_INVALID_GRAPH = "The workflow graph is invalid."
+MSG_NOT_FAILED = "Only a failed run can be retried (this one is {status})."
+MSG_ALREADY_ENDED = "This run has already ended ({status})."
+MSG_NOT_TEST = "Only test runs are stopped; use cancel for saved runs."
+MSG_NO_VERSION = "This workflow has no graph yet."
+
+
+def graph_build(raw: Any) -> graphs.Graph:
+    """Validate a graph; invalid → 400 whose details list ``{node_id, field, message}`` per problem."""
+    try:
+        return graphs.build(raw)
+    except graphs.GraphInvalid as exc:
+        errors = [e.as_dict() for e in exc.errors]
+        first = errors[0]
+        where = f"node {first['node_id']!r}, {first['field']}" if first["node_id"] else first["field"]
+        raise ApplicationError(
+            f"{MSG_INVALID_GRAPH} {where}: {first['message']}", details={"graph": errors}
+        ) from None
+
+
+def graph_normalized(raw: Any) -> dict[str, Any]:
+    data, _ = graphs.normalize(raw)
+    return data
+
+
+# --- definitions ------------------------------------------------------------------------------------
+@transaction.atomic
+def workflow_create(
+    *, actor: Actor, tenant: Tenant, name: str, graph: Any, description: str = ""
+) -> Workflow:
+    graph_build(graph)
+    workflow = Workflow.objects.create(
+        tenant=tenant, name=name, description=description, created_by=actor.user
+    )
+    _new_version(workflow=workflow, graph=graph, actor=actor)
+    audit_log_write(
+        actor=actor, tenant=tenant, action="workflow.create", obj=workflow, changes={"name": name}
+    )
+    return workflow
+
+
+def _new_version(*, workflow: Workflow, graph: Any, actor: Actor) -> WorkflowVersion:
+    last = workflow.versions.order_by("-version").values_list("version", flat=True).first() or 0
+    version = WorkflowVersion.objects.create(
+        workflow=workflow, version=last + 1, graph=graph_normalized(graph), created_by=actor.user
+    )
+    workflow.current_version = version
+    workflow.save(update_fields=["current_version", "updated_at"])
+    return version
+
+
+@transaction.atomic
+def workflow_update(
+    *,
+    actor: Actor,
+    workflow: Workflow,
+    name: str | None = None,
+    description: str | None = None,
+    graph: Any = None,
+) -> Workflow:
+    workflow = Workflow.objects.select_for_update().get(pk=workflow.pk)
+    changes: dict[str, Any] = {}
+    if name is not None and name != workflow.name:
+        changes["name"] = [workflow.name, name]
+        workflow.name = name
+    if description is not None:
+        workflow.description = description
+    workflow.save()
+    if graph is not None:
+        graph_build(graph)
+        current = workflow.current_version.graph if workflow.current_version else None
+        if graph_normalized(graph) != current:
+            version = _new_version(workflow=workflow, graph=graph, actor=actor)
+            changes["version"] = version.version
+    audit_log_write(
+        actor=actor, tenant=workflow.tenant, action="workflow.update", obj=workflow, changes=changes
+    )
+    return workflow
+
+
+@transaction.atomic
+def workflow_delete(*, actor: Actor, workflow: Workflow) -> None:
+    audit_log_write(
+        actor=actor,
+        tenant=workflow.tenant,
+        action="workflow.delete",
+        obj=workflow,
+        changes={"name": workflow.name},
+    )
+    workflow.delete()
+
+
+# --- runs ---------------------------------------------------------------------------------------------
+def _create_run(
+    *,
+    actor: Actor,
+    tenant: Tenant,
+    graph_raw: Any,
+    input: Any,
+    trigger: str,
+    workflow: Workflow | None = None,
+    version: WorkflowVersion | None = None,
+    is_test: bool = False,
+) -> WorkflowInstance:
+    graph = graph_build(graph_raw)
+    if input is None:
+        input = {}
+    instance = WorkflowInstance.objects.create(
+        tenant=tenant,
+        workflow=workflow,
+        version=version,
+        is_test=is_test,
+        graph=graph_normalized(graph_raw),
+        input=input,
+        trigger=trigger,
+        created_by=actor.user,
+    )
+    runtime.start(instance, graph)
+    return instance
+
+
+@transaction.atomic
+def workflow_execute(
+    *, actor: Actor, workflow: Workflow, input: Any = None, trigger: str = Trigger.API
+) -> WorkflowInstance:
+    version = workflow.current_version
+    if version is None:
+        raise ApplicationError(MSG_NO_VERSION)
+    instance = _create_run(
+        actor=actor, tenant=workflow.tenant, graph_raw=version.graph, input=input, trigger=trigger,
+        workflow=workflow, version=version,
+    )  # fmt: skip
+    audit_log_write(
+        actor=actor, tenant=workflow.tenant, action="workflow.execute", obj=instance,
+        object_type="workflowinstance", changes={"workflow": str(workflow.id), "version": version.version},
+    )  # fmt: skip
+    return instance
+
+
+@transaction.atomic
+def workflow_test(
+    *, actor: Actor, tenant: Tenant, graph: Any, input: Any = None, workflow: Workflow | None = None
+) -> WorkflowInstance:
+    instance = _create_run(
+        actor=actor, tenant=tenant, graph_raw=graph, input=input, trigger=Trigger.TEST, workflow=workflow,
+        is_test=True,
+    )  # fmt: skip
+    audit_log_write(
+        actor=actor, tenant=tenant, action="workflow.test", obj=instance, object_type="workflowinstance"
+    )
+    return instance
+
+
+def instance_cancel(*, actor: Actor, instance: WorkflowInstance, stop: bool = False) -> WorkflowInstance:
+    if stop and not instance.is_test:
+        raise Conflict(MSG_NOT_TEST)
+    if instance.status in INSTANCE_TERMINAL:
+        raise Conflict(MSG_ALREADY_ENDED.format(status=instance.status))
+    with transaction.atomic():
+        runtime.cancel(str(instance.id), reason=f"{'stopped' if stop else 'canceled'} by {actor.label}")
+        audit_log_write(
+            actor=actor, tenant=instance.tenant, action="instance.stop" if stop else "instance.cancel", obj=instance,
+            object_type="workflowinstance",
+        )  # fmt: skip
+    instance.refresh_from_db()
+    return instance
+
+
+@transaction.atomic
+def instance_retry(*, actor: Actor, instance: WorkflowInstance) -> WorkflowInstance:
+    """Run a failed run again from its failed node(s), keeping the outputs of what succeeded.
+
+    A loop that did not complete runs again as a whole (its iterations are discarded).
+    """
+    instance = WorkflowInstance.objects.select_for_update().get(pk=instance.pk)
+    if instance.status != FAILED:
+        raise Conflict(MSG_NOT_FAILED.format(status=instance.status))
+    graph = graph_build(instance.graph)
+    runs = NodeRun.objects.filter(instance=instance)
+    top = {r.node_id: r for r in runs.filter(iteration="")}
+    unfinished_loops = [n for n, r in top.items() if r.node_type == "loop" and r.status != SUCCEEDED]
+    for loop_id in unfinished_loops:
+        runs.filter(iteration__startswith=f"{loop_id}:").delete()
+    handled = {n for n in graph.members(None) if graph.on_error(n) != "fail"}
+    settled: dict[str, tuple[str, str]] = {}
+    for node_id, r in top.items():
+        if r.status == SUCCEEDED or r.status == SKIPPED or (r.status == FAILED and node_id in handled):
+            settled[node_id] = (r.status, r.route)
+    fx = runtime.Effects()
+    iid = str(instance.id)
+    for node_id in graph.members(None):
+        if node_id in settled:
+            continue
+        remaining, active = graphs.counters(graph, node_id, settled)
+        r = top[node_id]
+        ready = graphs.readiness(remaining, active, r.wait_any) == "ready" or graph.in_count(node_id) == 0
+        NodeRun.objects.filter(pk=r.pk).update(
+            status=QUEUED if ready else PENDING, remaining=remaining, active=active, attempt=0, error=None,
+            output=None, route="", deferred=False, available_at=None, lease_owner="", lease_expires_at=None,
+            state=None, started_at=None, ended_at=None,
+        )  # fmt: skip
+        if ready:
+            fx.node_event(iid, node_id, "", QUEUED, attempt=0, reason="retry")
+            fx.enqueue.append((iid, node_id, ""))
+    WorkflowInstance.objects.filter(pk=instance.pk).update(status=RUNNING, error=None, ended_at=None)
+    fx.event(iid, "instance.running", status=RUNNING, reason="retry")
+    fx.write()
+    fx.after_commit()
+    audit_log_write(
+        actor=actor,
+        tenant=instance.tenant,
+        action="instance.retry",
+        obj=instance,
+        object_type="workflowinstance",
+    )
+    instance.refresh_from_db()
+    return instance
+
+
+def instance_wait(*, instance: WorkflowInstance, timeout_s: float) -> tuple[WorkflowInstance, bool]:
+    """Poll until the run ends or ``timeout_s`` passes; returns (instance, timed_out)."""
+    deadline = time.monotonic() + timeout_s
+    delay = 0.005
+    while True:
+        instance.refresh_from_db(fields=["status", "output", "error", "ended_at", "started_at"])
+        if instance.status in INSTANCE_TERMINAL:
+            return instance, False
+        if time.monotonic() >= deadline:
+            return instance, True
+        time.sleep(delay)
+        delay = min(delay * 1.5, 0.1)
+
+
+def node_summary(instance: WorkflowInstance) -> dict[str, Any]:
+    """``{node_id: {status, attempts, output, error, started_at, ended_at}}`` for top-level nodes."""
+    out: dict[str, Any] = {}
+    for r in NodeRun.objects.filter(instance=instance, iteration="").order_by("id"):
+        out[r.node_id] = {
+            "type": r.node_type,
+            "status": r.status,
+            "attempts": r.attempt,
+            "output": r.output,
+            "error": r.error,
+            "route": r.route or None,
+            "started_at": r.started_at,
+            "ended_at": r.ended_at,
+        }
+    return out
+
+
+def open_node_count(instance: WorkflowInstance) -> int:
+    return NodeRun.objects.filter(instance=instance, status__in=NODE_OPEN).count()

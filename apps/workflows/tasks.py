@@ -1,0 +1,21 @@
+"""Celery tasks of the workflow engine: thin, take ids, call the engine.
+
+``execute_node`` is ``acks_late`` + ``reject_on_worker_lost`` and idempotent: its claim is a
+conditional update, so a redelivered or duplicate message finds nothing to do.
+"""
+
+from __future__ import annotations
+
+from celery import shared_task
+
+from apps.workflows.engine import runtime
+
+
+@shared_task(name="workflows.execute_node", acks_late=True, reject_on_worker_lost=True, ignore_result=True)
+def execute_node(instance_id: str, node_id: str, iteration: str = "") -> str | None:
+    return runtime.execute(instance_id, node_id, iteration)
+
+
+@shared_task(name="workflows.wake_due", ignore_result=True)
+def wake_due() -> int:
+    return runtime.wake_due()
