@@ -8,4 +8,12 @@ class WorkflowsConfig(AppConfig):
 
     def ready(self) -> None:
         # Explicit discovery: importing the package registers every built-in node type.
+        from importlib import import_module
+
+        from django.conf import settings
+
         from . import nodes  # noqa: F401
+
+        # Extra node-type modules (plugins, or test nodes that worker processes must know too).
+        for module in settings.JETADMIN_NODE_MODULES:
+            import_module(module)

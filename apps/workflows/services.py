@@ -234,9 +234,9 @@ def instance_retry(*, actor: Actor, instance: WorkflowInstance) -> WorkflowInsta
         r = top[node_id]
         ready = graphs.readiness(remaining, active, r.wait_any) == "ready" or graph.in_count(node_id) == 0
         NodeRun.objects.filter(pk=r.pk).update(
-            status=QUEUED if ready else PENDING, remaining=remaining, active=active, attempt=0, error=None,
+            status=QUEUED if ready else PENDING, remaining=remaining, active=active, error=None,
             output=None, route="", deferred=False, available_at=None, lease_owner="", lease_expires_at=None,
-            state=None, started_at=None, ended_at=None,
+            state={"attempt_base": r.attempt}, started_at=None, ended_at=None,
         )  # fmt: skip
         if ready:
             fx.node_event(iid, node_id, "", QUEUED, attempt=0, reason="retry")

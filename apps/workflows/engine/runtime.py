@@ -436,8 +436,10 @@ def _failed(
     policy = node.get("retry") or {}
     max_attempts = int(policy.get("max_attempts", 1))
     error = {"code": code, "message": message, "attempt": attempt}
-    if retryable and attempt < max_attempts:
-        backoff = float(policy.get("backoff_s", 1.0)) * (2 ** (attempt - 1))
+    # After a manual retry, the retry policy counts the attempts made since then.
+    base = int((NodeRun.objects.filter(pk=run_id).values_list("state", flat=True).first() or {}).get("attempt_base", 0))
+    if retryable and attempt - base < max_attempts:
+        backoff = float(policy.get("backoff_s", 1.0)) * (2 ** (attempt - base - 1))
 
         def requeue() -> str | None:
             fx = Effects()
@@ -534,7 +536,7 @@ def _settle(run: RunData, source: str, iteration: str, status: str, route: str, 
     """Settle ``source``'s out-edges in its scope; release or skip targets (skips propagate)."""
     g = run.graph
     queue: list[tuple[str, str, str]] = [(source, status, route)]
-    any_open = False
+    touched: dict[str, str] = {}  # target -> its status after the last update that touched it
     while queue:
         src, src_status, src_route = queue.pop(0)
         groups: dict[tuple[int, int], list[str]] = {}
@@ -553,6 +555,7 @@ def _settle(run: RunData, source: str, iteration: str, status: str, route: str, 
                 cursor.execute(sql, params)
                 rows = cursor.fetchall()
             for node_id, new_status, remaining, active, wait_any in rows:
+                touched[node_id] = new_status
                 # Counters move atomically, so exactly one update sees the release: for a join in
                 # "any" mode the first active arrival, otherwise the one that brings remaining to 0.
                 if wait_any:
@@ -562,14 +565,11 @@ def _settle(run: RunData, source: str, iteration: str, status: str, route: str, 
                 if released:
                     fx.node_event(run.instance_id, node_id, iteration, QUEUED, attempt=0)
                     fx.enqueue.append((run.instance_id, node_id, iteration))
-                    any_open = True
                 elif new_status == SKIPPED and remaining == 0 and active == 0:
                     fx.node_event(run.instance_id, node_id, iteration, SKIPPED)
                     queue.append((node_id, SKIPPED, ""))
-                elif new_status in NODE_OPEN:
-                    any_open = True
-    if not any_open:
-        fx.checks.add(iteration)
+    if not any(status in NODE_OPEN for status in touched.values()):
+        fx.checks.add(iteration)  # nothing this settled is still open: the scope may be complete
 
 
 # --- scope completion ---------------------------------------------------------------------------------
