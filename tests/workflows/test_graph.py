@@ -41,9 +41,7 @@ def errors_of(raw: Any) -> list[GraphError]:
     return info.value.errors
 
 
-def find(
-    errors: list[GraphError], node_id: str | None, field: str, *message_parts: str
-) -> GraphError:
+def find(errors: list[GraphError], node_id: str | None, field: str, *message_parts: str) -> GraphError:
     """The first error naming ``node_id`` whose field contains ``field`` and whose message has the parts."""
     for err in errors:
         if err.node_id == node_id and field in err.field and all(p in err.message for p in message_parts):
@@ -218,9 +216,7 @@ def test_reference_to_itself_is_rejected() -> None:
 
 def test_loop_item_outside_a_loop_is_rejected() -> None:
     errors = errors_of(
-        graph(
-            [node("s", "start"), node("a", "fanout", inputs={"value": "{{loop.item}}"})], [edge("s", "a")]
-        )
+        graph([node("s", "start"), node("a", "fanout", inputs={"value": "{{loop.item}}"})], [edge("s", "a")])
     )
     find(errors, "a", "inputs", "loop.item", "only available inside a loop")
 
@@ -427,7 +423,10 @@ def test_from_to_aliases_and_handle_alias_are_accepted() -> None:
             [{"from": "s", "to": "c"}, {"from": "c", "to": "e", "handle": "false"}],
         )
     )
-    assert [(e.source, e.target, e.handle) for e in built.edges] == [("s", "c", "output"), ("c", "e", "false")]
+    assert [(e.source, e.target, e.handle) for e in built.edges] == [
+        ("s", "c", "output"),
+        ("c", "e", "false"),
+    ]
 
 
 def test_duplicate_edges_are_collapsed() -> None:
@@ -450,7 +449,9 @@ def test_duplicate_edges_are_collapsed() -> None:
 def test_templated_value_where_the_schema_wants_another_type_passes(
     node_type: str, inputs: dict[str, Any]
 ) -> None:
-    built = g.build(graph([node("start", "start"), node("n", node_type, inputs=inputs)], [edge("start", "n")]))
+    built = g.build(
+        graph([node("start", "start"), node("n", node_type, inputs=inputs)], [edge("start", "n")])
+    )
     assert "n" in built.nodes
 
 
@@ -514,7 +515,9 @@ def test_loop_body_with_back_edge_and_branches() -> None:
             [
                 node("s", "start"),
                 node("L", "loop", inputs={"items": [1, 2, 3], "concurrency": 2, "max_iterations": 10}),
-                node("c", "condition", inputs={"left": "{{loop.item}}", "operator": "greater_than", "right": 1}),
+                node(
+                    "c", "condition", inputs={"left": "{{loop.item}}", "operator": "greater_than", "right": 1}
+                ),
                 node("big", "fanout", inputs={"value": "{{loop.index}}"}),
                 node("small", "fanout"),
                 node("j", "join", inputs={"mode": "any"}),
@@ -590,7 +593,10 @@ def test_switch_and_condition_branch_handles() -> None:
                 node(
                     "sw",
                     "switch",
-                    inputs={"value": "{{s.kind}}", "cases": [{"id": "a", "value": 1}, {"id": "b", "value": 2}]},
+                    inputs={
+                        "value": "{{s.kind}}",
+                        "cases": [{"id": "a", "value": 1}, {"id": "b", "value": 2}],
+                    },
                 ),
                 node(
                     "c",
@@ -661,7 +667,9 @@ JSON_SCALARS = (
 )
 JSON = st.recursive(
     JSON_SCALARS,
-    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4)
+    ),
     max_leaves=20,
 )
 
@@ -702,9 +710,10 @@ def test_random_json_only_ever_raises_graph_invalid(raw: Any) -> None:
     _build_or_invalid(raw)
 
 
-IDS = ["a", "b", "c", "d", "start", "input", "loop", "1x", "a-b"]
-TYPES = sorted(nodes.REGISTRY) + ["teleport", "", "Start"]
-HANDLES = ["true", "false", "loop", "completed", "default", "output", "error", "success", "x", "a", ""]
+GOOD_IDS = ["a", "b", "c", "d", "e", "f", "g"]
+BAD_IDS = ["input", "loop", "ctx", "1x", "a b", ""]
+TYPES = [*sorted(nodes.REGISTRY), "teleport", "", "Start"]
+HANDLES = ["true", "false", "loop", "completed", "default", "output", "error", "success", "x", "y", ""]
 INPUT_KEYS = [
     "data", "items", "left", "right", "operator", "value", "cases", "branches", "metrics", "group_by",
     "filter", "select", "rename", "sort", "limit", "seconds", "concurrency", "max_iterations", "mode",
@@ -715,6 +724,7 @@ TEMPLATES = st.sampled_from(
         "{{a.x}}",
         "{{ctx.b.y[0]}}",
         "{{loop.item}}",
+        "{{loop.index}}",
         "{{input.x}}",
         "{{ghost.x}}",
         "{{ctx}}",
@@ -722,13 +732,51 @@ TEMPLATES = st.sampled_from(
         "x {{c.y}} {{d}}",
         "{{",
         "{{}}",
-        "{{a['k']}}",
+        "{{e['k']}}",
     ]
 )
+OPERATORS = st.sampled_from(["equals", "greater_than", "is_empty", "matches_regex"])
+
+# Inputs that pass each type's schema (templates may still point anywhere).
+WELL_FORMED: dict[str, st.SearchStrategy[dict[str, Any]]] = {
+    "start": st.just({}),
+    "end": st.fixed_dictionaries({}, optional={"output": JSON_SCALARS | TEMPLATES}),
+    "fanout": st.fixed_dictionaries({}, optional={"value": TEMPLATES}),
+    "join": st.fixed_dictionaries({}, optional={"mode": st.sampled_from(["all", "any"])}),
+    "loop": st.fixed_dictionaries(
+        {"items": st.lists(JSON_SCALARS, max_size=3) | TEMPLATES},
+        optional={"concurrency": st.integers(1, 3)},
+    ),
+    "condition": st.fixed_dictionaries({"left": TEMPLATES | JSON_SCALARS, "operator": OPERATORS})
+    | st.fixed_dictionaries(
+        {
+            "branches": st.lists(
+                st.fixed_dictionaries({"id": st.sampled_from(["x", "y"]), "operator": OPERATORS}),
+                max_size=2,
+                unique_by=lambda b: b["id"],
+            )
+        }
+    ),
+    "switch": st.fixed_dictionaries(
+        {
+            "value": TEMPLATES,
+            "cases": st.lists(
+                st.fixed_dictionaries({"id": st.sampled_from(["x", "y"]), "value": JSON_SCALARS}),
+                max_size=2,
+                unique_by=lambda c: c["id"],
+            ),
+        }
+    ),
+    "delay": st.fixed_dictionaries({"seconds": st.integers(0, 5)}),
+    "transform": st.fixed_dictionaries({"data": st.just([]) | TEMPLATES}),
+    "aggregate": st.fixed_dictionaries(
+        {"data": TEMPLATES, "metrics": st.just([{"op": "count"}, {"op": "sum", "field": "n"}])}
+    ),
+}
 
 
 def _values(safe: bool) -> st.SearchStrategy[Any]:
-    """Input values: junk, templates, and plausible shapes (cases/branches/metrics/filter...).
+    """Junk-ish input values: scalars, templates and plausible shapes (cases/branches/metrics...).
 
     ``safe`` leaves out the shapes known to crash validate_inputs (see the xfail below): non-iterable
     truthy scalars and unhashable ids in ``cases``/``branches``/``metrics``.
@@ -751,10 +799,9 @@ def _values(safe: bool) -> st.SearchStrategy[Any]:
     return structured | TEMPLATES | scalars | (st.lists(JSON, max_size=3) if not safe else st.nothing())
 
 
-def _graphs(safe: bool) -> st.SearchStrategy[Any]:
-    node_id = st.sampled_from(IDS) | (st.integers() | st.none())
-    handle = st.sampled_from(HANDLES) | st.integers() | st.none()
-    node_ = st.fixed_dictionaries(
+def _junk_node(safe: bool) -> st.SearchStrategy[Any]:
+    node_id = st.sampled_from(GOOD_IDS + BAD_IDS) | st.integers() | st.none()
+    envelope = st.fixed_dictionaries(
         {"id": node_id, "type": st.sampled_from(TYPES)},
         optional={
             "inputs": st.dictionaries(st.sampled_from(INPUT_KEYS), _values(safe), max_size=5)
@@ -764,20 +811,57 @@ def _graphs(safe: bool) -> st.SearchStrategy[Any]:
             "label": st.text(max_size=5) | st.none(),
         },
     )
-    edge_ = st.fixed_dictionaries(
-        {},
-        optional={
-            "source": node_id,
-            "target": node_id,
-            "from": node_id,
-            "to": node_id,
-            "sourceHandle": handle,
-            "handle": handle,
-        },
-    )
-    return st.fixed_dictionaries(
-        {"nodes": st.lists(node_ | JSON_SCALARS, max_size=7), "edges": st.lists(edge_ | JSON_SCALARS, max_size=12)}
-    )
+    return envelope | JSON_SCALARS
+
+
+def _junk_edge() -> st.SearchStrategy[Any]:
+    node_id = st.sampled_from(GOOD_IDS + BAD_IDS + ["ghost"]) | st.integers() | st.none()
+    handle = st.sampled_from(HANDLES) | st.integers() | st.none()
+    keys = ["source", "target", "from", "to", "sourceHandle", "handle"]
+    edge_ = st.fixed_dictionaries({}, optional={k: handle if "andle" in k else node_id for k in keys})
+    return edge_ | JSON_SCALARS
+
+
+@st.composite
+def _graphs(draw: st.DrawFn, safe: bool) -> dict[str, Any]:
+    """Mostly well-formed nodes and edges between them (forward, backward, any handle), plus junk."""
+    nodes_: list[Any] = []
+    ids = draw(st.lists(st.sampled_from(GOOD_IDS), max_size=7, unique=True))
+    if ids and draw(st.integers(0, 9)) == 0:
+        ids.append(ids[0])  # a duplicate id
+    handles: dict[str, list[str]] = {}
+    for node_id in ids:
+        if draw(st.integers(0, 14)) == 0:
+            nodes_.append(draw(_junk_node(safe)))
+            continue
+        node_type = draw(st.sampled_from(sorted(WELL_FORMED)))
+        inputs = draw(WELL_FORMED[node_type])
+        extra = draw(st.fixed_dictionaries({}, optional={"on_error": st.sampled_from(["continue", "route"])}))
+        nodes_.append({"id": node_id, "type": node_type, "inputs": inputs, **extra})
+        handles[node_id] = list(nodes.get(node_type).handles_for(inputs)) + (
+            ["error"] if extra.get("on_error") == "route" else []
+        )
+    edges: list[Any] = []
+    for _ in range(draw(st.integers(0, 12))):
+        if not ids or draw(st.integers(0, 14)) == 0:
+            edges.append(draw(_junk_edge()))
+            continue
+        i, j = sorted(draw(st.lists(st.integers(0, len(ids) - 1), min_size=2, max_size=2)))
+        if draw(st.integers(0, 9)) == 0:
+            i, j = j, i  # occasionally backwards: back edges and cycles
+        own = handles.get(ids[i]) or ["output"]
+        handle = draw(
+            st.sampled_from(own) if draw(st.integers(0, 3)) else st.none() | st.sampled_from(HANDLES)
+        )
+        aliases = draw(st.booleans())
+        edge_: dict[str, Any] = {
+            "from" if aliases else "source": ids[i],
+            "to" if aliases else "target": ids[j],
+        }
+        if handle is not None:
+            edge_["sourceHandle"] = handle
+        edges.append(edge_)
+    return {"nodes": nodes_, "edges": edges}
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -150,7 +150,9 @@ class Effects:
         self.event(instance_id, f"node.{status}", node_id, iteration, status=status, **data)
 
     def write(self) -> None:
-        if self.events:
+        if len(self.events) == 1:
+            self.events[0].save(force_insert=True)  # no transaction of its own (bulk_create opens one)
+        elif self.events:
             InstanceEvent.objects.bulk_create(self.events)
 
     def after_commit(self) -> None:

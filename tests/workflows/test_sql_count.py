@@ -1,0 +1,46 @@
+"""The per-node path's SQL statements are pinned: this is where performance regressions hide.
+
+A middle node of a chain (one template reference, one successor) costs on PostgreSQL: claim (1),
+"running" journal row (1), context read (1), save output (1), settle successors (1), journal rows (1).
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from apps.tenancy import services as tenancy
+from apps.workflows import services
+from apps.workflows.engine import runtime
+from apps.workflows.models import NodeRun
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+CHAIN = {
+    "nodes": [
+        {"id": "start", "type": "start"},
+        {"id": "a", "type": "fanout", "inputs": {"value": "{{start.x}}"}},
+        {"id": "b", "type": "fanout", "inputs": {"value": "{{a.value}}"}},
+        {"id": "end", "type": "end", "inputs": {"output": "{{b.value}}"}},
+    ],
+    "edges": [{"from": "start", "to": "a"}, {"from": "a", "to": "b"}, {"from": "b", "to": "end"}],
+}
+# Six data statements, plus the BEGIN and COMMIT of the finishing transaction (both backends log them).
+PER_NODE = 6 + 2
+
+
+def test_per_node_statements(owner_tenant, django_assert_num_queries, settings):
+    user, tenant = owner_tenant
+    # No worker: this test drives the nodes itself, so nothing else touches the run.
+    settings.CELERY_TASK_ALWAYS_EAGER = False
+    instance = services.workflow_test(actor=tenancy.Actor(user=user), tenant=tenant, graph=CHAIN, input={"x": 1})
+    iid = str(instance.id)
+    runtime.run_data(iid)  # the graph cache is per process and filled by the first node of a run
+    runtime.execute(iid, "start")
+    with django_assert_num_queries(PER_NODE):
+        assert runtime.execute(iid, "a") == "succeeded"
+    with django_assert_num_queries(PER_NODE):
+        assert runtime.execute(iid, "b") == "succeeded"
+    runtime.execute(iid, "end")
+    instance.refresh_from_db()
+    assert instance.status == "succeeded" and instance.output == 1
+    assert NodeRun.objects.get(instance=instance, node_id="b").output == {"value": 1}
