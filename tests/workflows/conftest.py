@@ -15,11 +15,18 @@ from jetadmin import embedded
 
 
 @pytest.fixture(scope="session")
-def embedded_worker() -> Iterator[Any]:
-    """Celery's worker in threads of this process, consuming the configured broker (memory:// or Redis)."""
-    worker = embedded.start(concurrency=4)
-    yield worker
+def _embedded_session() -> Iterator[None]:
+    yield
     embedded.stop()
+
+
+@pytest.fixture
+def embedded_worker(_embedded_session: None) -> Any:
+    """Celery's worker in threads of this process, consuming the configured broker (memory:// or Redis).
+
+    Started on first use and kept for the session; tests with worker processes stop it first.
+    """
+    return embedded.start(concurrency=4)
 
 
 @pytest.fixture

@@ -735,19 +735,20 @@ TEMPLATES = st.sampled_from(
         "{{e['k']}}",
     ]
 )
+REFS = st.sampled_from(["{{input.x}}", "{{input.rows}}", "{{a.x}}", "{{ctx.b.y[0]}}", "{{loop.item}}"])
 OPERATORS = st.sampled_from(["equals", "greater_than", "is_empty", "matches_regex"])
 
 # Inputs that pass each type's schema (templates may still point anywhere).
 WELL_FORMED: dict[str, st.SearchStrategy[dict[str, Any]]] = {
     "start": st.just({}),
-    "end": st.fixed_dictionaries({}, optional={"output": JSON_SCALARS | TEMPLATES}),
-    "fanout": st.fixed_dictionaries({}, optional={"value": TEMPLATES}),
+    "end": st.fixed_dictionaries({}, optional={"output": JSON_SCALARS | REFS}),
+    "fanout": st.fixed_dictionaries({}, optional={"value": REFS}),
     "join": st.fixed_dictionaries({}, optional={"mode": st.sampled_from(["all", "any"])}),
     "loop": st.fixed_dictionaries(
-        {"items": st.lists(JSON_SCALARS, max_size=3) | TEMPLATES},
+        {"items": st.lists(JSON_SCALARS, max_size=3) | REFS},
         optional={"concurrency": st.integers(1, 3)},
     ),
-    "condition": st.fixed_dictionaries({"left": TEMPLATES | JSON_SCALARS, "operator": OPERATORS})
+    "condition": st.fixed_dictionaries({"left": REFS | JSON_SCALARS, "operator": OPERATORS})
     | st.fixed_dictionaries(
         {
             "branches": st.lists(
@@ -759,7 +760,7 @@ WELL_FORMED: dict[str, st.SearchStrategy[dict[str, Any]]] = {
     ),
     "switch": st.fixed_dictionaries(
         {
-            "value": TEMPLATES,
+            "value": REFS,
             "cases": st.lists(
                 st.fixed_dictionaries({"id": st.sampled_from(["x", "y"]), "value": JSON_SCALARS}),
                 max_size=2,
@@ -768,9 +769,9 @@ WELL_FORMED: dict[str, st.SearchStrategy[dict[str, Any]]] = {
         }
     ),
     "delay": st.fixed_dictionaries({"seconds": st.integers(0, 5)}),
-    "transform": st.fixed_dictionaries({"data": st.just([]) | TEMPLATES}),
+    "transform": st.fixed_dictionaries({"data": st.just([]) | REFS}),
     "aggregate": st.fixed_dictionaries(
-        {"data": TEMPLATES, "metrics": st.just([{"op": "count"}, {"op": "sum", "field": "n"}])}
+        {"data": REFS, "metrics": st.just([{"op": "count"}, {"op": "sum", "field": "n"}])}
     ),
 }
 
@@ -824,14 +825,19 @@ def _junk_edge() -> st.SearchStrategy[Any]:
 
 @st.composite
 def _graphs(draw: st.DrawFn, safe: bool) -> dict[str, Any]:
-    """Mostly well-formed nodes and edges between them (forward, backward, any handle), plus junk."""
+    """Well-formed nodes and edges between them (forward, sometimes backward); half the time with junk."""
+    messy = draw(st.booleans())
+
+    def now_and_then(one_in: int) -> bool:
+        return messy and draw(st.integers(1, one_in)) == 1
+
     nodes_: list[Any] = []
     ids = draw(st.lists(st.sampled_from(GOOD_IDS), max_size=7, unique=True))
-    if ids and draw(st.integers(0, 9)) == 0:
+    if ids and now_and_then(5):
         ids.append(ids[0])  # a duplicate id
     handles: dict[str, list[str]] = {}
     for node_id in ids:
-        if draw(st.integers(0, 14)) == 0:
+        if now_and_then(8):
             nodes_.append(draw(_junk_node(safe)))
             continue
         node_type = draw(st.sampled_from(sorted(WELL_FORMED)))
@@ -843,16 +849,24 @@ def _graphs(draw: st.DrawFn, safe: bool) -> dict[str, Any]:
         )
     edges: list[Any] = []
     for _ in range(draw(st.integers(0, 12))):
-        if not ids or draw(st.integers(0, 14)) == 0:
+        if now_and_then(8):
             edges.append(draw(_junk_edge()))
             continue
-        i, j = sorted(draw(st.lists(st.integers(0, len(ids) - 1), min_size=2, max_size=2)))
-        if draw(st.integers(0, 9)) == 0:
-            i, j = j, i  # occasionally backwards: back edges and cycles
-        own = handles.get(ids[i]) or ["output"]
-        handle = draw(
-            st.sampled_from(own) if draw(st.integers(0, 3)) else st.none() | st.sampled_from(HANDLES)
-        )
+        if now_and_then(10) and ids:
+            i = j = draw(st.integers(0, len(ids) - 1))  # a self edge
+        elif len(ids) < 2:
+            continue
+        else:
+            i, j = sorted(draw(st.lists(st.integers(0, len(ids) - 1), min_size=2, max_size=2, unique=True)))
+        if draw(st.integers(1, 8)) == 1:
+            i, j = j, i  # backwards: back edges into loops, or cycles
+        own = handles.get(ids[i], [])
+        if now_and_then(4):
+            handle = draw(st.none() | st.sampled_from(HANDLES))
+        elif own:
+            handle = draw(st.sampled_from(own))
+        else:
+            continue  # an end node (no handles) or a junk node
         aliases = draw(st.booleans())
         edge_: dict[str, Any] = {
             "from" if aliases else "source": ids[i],
