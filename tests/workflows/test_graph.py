@@ -842,6 +842,8 @@ def _graphs(draw: st.DrawFn, safe: bool) -> dict[str, Any]:
             continue
         node_type = draw(st.sampled_from(sorted(WELL_FORMED)))
         inputs = draw(WELL_FORMED[node_type])
+        if now_and_then(3):  # corrupt one input of an otherwise well-formed node
+            inputs = {**inputs, draw(st.sampled_from(sorted(inputs) or INPUT_KEYS)): draw(_values(safe))}
         extra = draw(st.fixed_dictionaries({}, optional={"on_error": st.sampled_from(["continue", "route"])}))
         nodes_.append({"id": node_id, "type": node_type, "inputs": inputs, **extra})
         handles[node_id] = list(nodes.get(node_type).handles_for(inputs)) + (
