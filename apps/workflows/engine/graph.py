@@ -265,7 +265,7 @@ def build(raw: Any) -> Graph:
             errors += node_errors
             continue
         node_id = node["id"]
-        if not NODE_ID.match(node_id) or node_id in RESERVED_IDS:
+        if not NODE_ID.fullmatch(node_id) or node_id in RESERVED_IDS:
             errors.append(
                 GraphError(
                     node_id,

@@ -165,10 +165,12 @@ def get(type_name: str) -> NodeType:
 @contextlib.contextmanager
 def registered(*classes: type[NodeType]) -> Iterator[None]:
     """Register node types for the duration of a block (tests)."""
-    for cls in classes:
-        register(cls)
+    added: list[str] = []
     try:
+        for cls in classes:
+            register(cls)
+            added.append(cls.type)
         yield
     finally:
-        for cls in classes:
-            REGISTRY.pop(cls.type, None)
+        for type_name in added:
+            REGISTRY.pop(type_name, None)

@@ -39,6 +39,8 @@ def _order(left: Any, right: Any) -> tuple[Any, Any]:
 
 def compare(left: Any, operator: str, right: Any) -> bool:
     if operator == "equals":
+        if isinstance(left, bool) or isinstance(right, bool):
+            return left is right  # true is not 1, and not "1"
         return left == right or (_number(left) is not None and _number(left) == _number(right))
     if operator == "not_equals":
         return not compare(left, "equals", right)
@@ -86,6 +88,21 @@ CONDITION_SCHEMA = {
     "properties": {"field": {"type": "string"}, "operator": OPERATOR_SCHEMA, "value": {}},
     "required": ["field", "operator"],
 }
+
+
+def _check_ids(items: Any, field: str) -> list[tuple[str, str]]:
+    """Branch/case lists must be literal (their ids are the node's handles, fixed when it is saved)."""
+    if isinstance(items, str):
+        return [(field, f"`{field}` must be a list written in the graph, not a template: its ids are the "
+                        "node's handles.")]  # fmt: skip
+    if not isinstance(items, list):
+        return []  # the JSON Schema reports the type
+    ids = [item.get("id") for item in items if isinstance(item, Mapping)]
+    if not all(isinstance(i, str) for i in ids):
+        return []  # the JSON Schema reports the type
+    if len(ids) != len(set(ids)) or "default" in ids:
+        return [(field, f"The ids in `{field}` must be unique and not 'default'.")]
+    return []
 
 
 class _Data(NodeType):
@@ -167,14 +184,13 @@ class Condition(NodeType):
     def validate_inputs(self, inputs: Mapping[str, Any]) -> list[tuple[str, str]]:
         if "branches" not in inputs and "operator" not in inputs:
             return [("operator", "A condition needs an operator (or a list of branches).")]
-        ids = [b.get("id") for b in inputs.get("branches") or [] if isinstance(b, Mapping)]
-        if len(ids) != len(set(ids)) or "default" in ids:
-            return [("branches", "Branch ids must be unique and not 'default'.")]
+        if "branches" in inputs:
+            return _check_ids(inputs["branches"], "branches")
         return []
 
     def handles_for(self, inputs: Mapping[str, Any]) -> tuple[str, ...]:
-        branches = inputs.get("branches")
-        if isinstance(branches, list):
+        if "branches" in inputs:
+            branches = inputs["branches"] if isinstance(inputs["branches"], list) else []
             return (*(str(b.get("id")) for b in branches if isinstance(b, Mapping)), "default")
         return self.handles
 
@@ -223,10 +239,7 @@ class Switch(NodeType):
     handles = ("default",)
 
     def validate_inputs(self, inputs: Mapping[str, Any]) -> list[tuple[str, str]]:
-        ids = [c.get("id") for c in inputs.get("cases") or [] if isinstance(c, Mapping)]
-        if len(ids) != len(set(ids)) or "default" in ids:
-            return [("cases", "Case ids must be unique and not 'default'.")]
-        return []
+        return _check_ids(inputs.get("cases"), "cases")
 
     def handles_for(self, inputs: Mapping[str, Any]) -> tuple[str, ...]:
         cases = inputs.get("cases")
@@ -383,7 +396,11 @@ class Transform(_Data):
         for cond in inputs.get("filter") or []:
             rows = [r for r in rows if compare(_field(r, cond["field"]), cond["operator"], cond.get("value"))]
         for rule in reversed(inputs.get("sort") or []):
-            rows.sort(key=lambda r, f=rule["field"]: _sort_key(_field(r, f)), reverse=bool(rule.get("desc")))
+            # Stable multi-key sort, one key at a time; empty values stay last in both directions.
+            present = [r for r in rows if _field(r, rule["field"]) is not None]
+            missing = [r for r in rows if _field(r, rule["field"]) is None]
+            present.sort(key=lambda r, f=rule["field"]: _sort_key(_field(r, f)), reverse=bool(rule.get("desc")))
+            rows = present + missing
         if inputs.get("limit") is not None:
             rows = rows[: int(inputs["limit"])]
         if inputs.get("select"):
@@ -423,7 +440,8 @@ class Aggregate(_Data):
     outputs_schema = {"type": "object", "properties": {"result": {"type": "array"}}}
 
     def validate_inputs(self, inputs: Mapping[str, Any]) -> list[tuple[str, str]]:
-        for i, metric in enumerate(inputs.get("metrics") or []):
+        metrics = inputs.get("metrics")
+        for i, metric in enumerate(metrics if isinstance(metrics, list) else []):
             if isinstance(metric, Mapping) and metric.get("op") != "count" and not metric.get("field"):
                 return [(f"metrics[{i}].field", f"The {metric.get('op')!r} metric needs a field.")]
         return []
@@ -470,7 +488,7 @@ def _metric(op: str, field: str | None, rows: list[Mapping[str, Any]]) -> Any:
             numbers.append(n)
         if op == "sum":
             total = sum(numbers)
-            return int(total) if total.is_integer() and all(isinstance(v, int) for v in values) else total
+            return int(total) if float(total).is_integer() and all(isinstance(v, int) for v in values) else total
         return sum(numbers) / len(numbers) if numbers else None
     if not values:
         return None
