@@ -31,7 +31,10 @@ DB = "jetadmin_bench"
 REDIS = os.environ.get("BENCH_REDIS", "redis://127.0.0.1:6379/10")
 
 os.environ.update(
-    DATABASE_URL=f"{PG}/{DB}", REDIS_URL=REDIS, DJANGO_SETTINGS_MODULE="jetadmin.settings", LOG_LEVEL="WARNING"
+    DATABASE_URL=f"{PG}/{DB}",
+    REDIS_URL=REDIS,
+    DJANGO_SETTINGS_MODULE="jetadmin.settings",
+    LOG_LEVEL="WARNING",
 )
 sys.path.insert(0, str(ROOT))
 
@@ -94,7 +97,11 @@ def run_engine(graph: dict, tenant, actor) -> float:
     started = time.perf_counter()
     instance = services.workflow_test(actor=actor, tenant=tenant, graph=graph)
     while True:
-        row = WorkflowInstance.objects.filter(pk=instance.pk).values_list("status", "created_at", "ended_at").get()
+        row = (
+            WorkflowInstance.objects.filter(pk=instance.pk)
+            .values_list("status", "created_at", "ended_at")
+            .get()
+        )
         if row[0] in ("succeeded", "failed", "canceled"):
             break
         time.sleep(0.002)
@@ -146,7 +153,9 @@ def statements_per_node(tenant, actor, n: int = 40) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--concurrency", type=int, default=4)
@@ -187,7 +196,9 @@ def main() -> None:
         stop(engine_workers + raw_workers)
 
     nodes_w3 = 202
-    print(f"jetadmin engine bench — {args.workers} workers × concurrency {args.concurrency}, median of {args.runs}")
+    print(
+        f"jetadmin engine bench — {args.workers} workers × concurrency {args.concurrency}, median of {args.runs}"
+    )
     print(f"W1 40-node chain : engine {e1 * 1000:7.1f} ms | raw Celery chain {r1 * 1000:7.1f} ms | "
           f"ratio {e1 / r1:5.2f} | {(e1 - r1) / 40 * 1000:5.2f} ms/node over raw")  # fmt: skip
     print(f"W3 200-way fan   : engine {e3 * 1000:7.1f} ms ({nodes_w3 / e3:6.0f} nodes/s) | raw chord "

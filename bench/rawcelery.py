@@ -5,7 +5,7 @@ import os
 from celery import Celery
 
 broker = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/10")
-app = Celery("rawbench", broker=broker, backend=broker)
+app = Celery("rawbench", broker=broker, backend=broker, set_as_current=False)
 app.conf.update(
     task_acks_late=True,
     task_reject_on_worker_lost=True,

@@ -36,14 +36,14 @@ def owner_tenant(make_user: Callable[..., User], make_tenant: Callable[..., Tena
 
 
 @pytest.fixture
-def run_graph(
-    embedded_worker: Any, owner_tenant: tuple[User, Tenant]
-) -> Callable[..., WorkflowInstance]:
+def run_graph(embedded_worker: Any, owner_tenant: tuple[User, Tenant]) -> Callable[..., WorkflowInstance]:
     """Start ``graph`` as a test run on the embedded worker and wait for it to end."""
     user, tenant = owner_tenant
 
     def run(graph: dict[str, Any], input: Any = None, timeout: float = 30) -> WorkflowInstance:
-        instance = services.workflow_test(actor=tenancy.Actor(user=user), tenant=tenant, graph=graph, input=input)
+        instance = services.workflow_test(
+            actor=tenancy.Actor(user=user), tenant=tenant, graph=graph, input=input
+        )
         instance, timed_out = services.instance_wait(instance=instance, timeout_s=timeout)
         assert not timed_out, f"run did not end in {timeout}s: {nodes(instance)}"
         return instance

@@ -24,7 +24,9 @@ SALES_REPORT: dict[str, Any] = {
             "type": "transform",
             "inputs": {
                 "data": "{{input.rows}}",
-                "filter": [{"field": "amount", "operator": "greater_or_equal", "value": "{{input.min_amount}}"}],
+                "filter": [
+                    {"field": "amount", "operator": "greater_or_equal", "value": "{{input.min_amount}}"}
+                ],
                 "sort": [{"field": "month"}],
             },
         },
@@ -37,7 +39,11 @@ SALES_REPORT: dict[str, Any] = {
                 "metrics": [{"field": "amount", "op": "sum", "as": "total"}, {"op": "count", "as": "orders"}],
             },
         },
-        {"id": "any_sales", "type": "condition", "inputs": {"left": "{{monthly.result}}", "operator": "is_not_empty"}},
+        {
+            "id": "any_sales",
+            "type": "condition",
+            "inputs": {"left": "{{monthly.result}}", "operator": "is_not_empty"},
+        },
         {"id": "each_month", "type": "loop", "inputs": {"items": "{{monthly.result}}", "concurrency": 2}},
         {
             "id": "grade",

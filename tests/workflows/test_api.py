@@ -75,13 +75,18 @@ def test_invalid_graph_is_400_naming_node_and_field(ctx):
         "nodes": [{"id": "start", "type": "start"}, {"id": "x", "type": "transform", "inputs": {}}],
         "edges": [{"from": "start", "to": "x"}, {"from": "x", "to": "ghost"}],
     }
-    error = assert_error(client.post(f"{w}/", {"name": "Bad", "graph": bad}, format="json"), 400, "validation_error")
+    error = assert_error(
+        client.post(f"{w}/", {"name": "Bad", "graph": bad}, format="json"), 400, "validation_error"
+    )
     problems = error["details"]["graph"]
     assert {"node_id": "x", "field": "inputs", "message": "'data' is a required property"} in problems
     assert any(p["node_id"] == "x" and "ghost" in p["message"] for p in problems)
     r = client.post(f"{w}/validate/", {"graph": bad}, format="json")
     assert r.status_code == 200 and r.json()["valid"] is False and len(r.json()["errors"]) == 2
-    assert client.post(f"{w}/validate/", {"graph": SIMPLE}, format="json").json() == {"valid": True, "errors": []}
+    assert client.post(f"{w}/validate/", {"graph": SIMPLE}, format="json").json() == {
+        "valid": True,
+        "errors": [],
+    }
 
 
 @pytest.mark.django_db(transaction=True)
@@ -137,7 +142,9 @@ def test_sync_timeout_and_cancel_and_retry(ctx, embedded_worker):
     }
     wf = client.post(f"{w}/", {"name": "Slow", "graph": slow}, format="json").json()
     r = client.post(f"{w}/{wf['id']}/execute/", {"mode": "sync", "timeout_s": 0.3}, format="json")
-    assert r.status_code == 200 and r.json()["timed_out"] is True and r.json()["status"] in ("running", "queued")
+    assert (
+        r.status_code == 200 and r.json()["timed_out"] is True and r.json()["status"] in ("running", "queued")
+    )
     iid = r.json()["instance_id"]
     assert_error(client.delete(f"{w}/instances/{iid}/stop/"), 409)  # not a test run
     assert client.post(f"{w}/instances/{iid}/cancel/").json()["status"] == "canceled"
@@ -194,8 +201,14 @@ def test_bad_run_input(ctx):
 
 
 JSON = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=8),
-    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=6), children, max_size=4),
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=8),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=6), children, max_size=4)
+    ),
     max_leaves=25,
 )
 NODE = st.fixed_dictionaries(
@@ -208,7 +221,9 @@ EDGE = st.fixed_dictionaries(
     optional={"target": st.sampled_from(["a", "b", "c", "end"]), "to": JSON,
               "sourceHandle": st.sampled_from(["true", "false", "loop", "completed", "error", "output", 3])},
 )  # fmt: skip
-GRAPHS = JSON | st.fixed_dictionaries({"nodes": st.lists(NODE, max_size=6), "edges": st.lists(EDGE, max_size=8)})
+GRAPHS = JSON | st.fixed_dictionaries(
+    {"nodes": st.lists(NODE, max_size=6), "edges": st.lists(EDGE, max_size=8)}
+)
 
 
 @pytest.mark.django_db

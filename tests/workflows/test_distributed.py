@@ -115,4 +115,6 @@ def test_join_stress_every_join_runs_once(workers, owner_tenant):
     branches = [key for key, node in ledger if node.startswith("b")]
     assert len(branches) == 1600 and len(set(branches)) == 1600
     for instance in WorkflowInstance.objects.filter(pk__in=ids[:5]):
-        assert instance.output == {"n": {f"b{i}": {"key": f"{instance.id}:b{i}", "value": i} for i in range(8)}}
+        assert instance.output == {
+            "n": {f"b{i}": {"key": f"{instance.id}:b{i}", "value": i} for i in range(8)}
+        }

@@ -53,7 +53,9 @@ def test_sales_report_empty_branch(run_graph):
 
 def test_journal_is_ordered_and_complete(run_graph):
     instance = run_graph(diamond(3, "fanout"))
-    types = list(InstanceEvent.objects.filter(instance=instance).order_by("id").values_list("type", "node_id"))
+    types = list(
+        InstanceEvent.objects.filter(instance=instance).order_by("id").values_list("type", "node_id")
+    )
     assert types[0] == ("instance.queued", "")
     assert types[-1] == ("instance.succeeded", "")
     for node_id in ("start", "fan", "b0", "b1", "b2", "join", "after", "end"):
@@ -85,19 +87,24 @@ def test_error_model_fail_fails_the_run_and_cancels_successors(run_graph):
 
 
 def test_error_model_retry_then_succeed(run_graph):
-    instance = run_graph(_around({"type": "flaky", "inputs": {"succeed_on": 3}}, retry={"max_attempts": 3,
-                                                                                          "backoff_s": 0.05}))
+    instance = run_graph(
+        _around({"type": "flaky", "inputs": {"succeed_on": 3}}, retry={"max_attempts": 3, "backoff_s": 0.05})
+    )
     assert instance.status == "succeeded", instance.error
     x = NodeRun.objects.get(instance=instance, node_id="x")
     assert x.attempt == 3 and x.output == {"attempt": 3, "value": None}
     retrying = InstanceEvent.objects.filter(instance=instance, node_id="x", type="node.retrying")
     assert [e.data["attempt"] for e in retrying] == [1, 2]
-    assert [e.data["retry_in_s"] for e in retrying] == [0.05, 0.1]  # exponential backoff, kept in the database
+    assert [e.data["retry_in_s"] for e in retrying] == [
+        0.05,
+        0.1,
+    ]  # exponential backoff, kept in the database
 
 
 def test_error_model_retries_exhausted_fail(run_graph):
-    instance = run_graph(_around({"type": "flaky", "inputs": {"fail": True}}, retry={"max_attempts": 2,
-                                                                                       "backoff_s": 0.01}))
+    instance = run_graph(
+        _around({"type": "flaky", "inputs": {"fail": True}}, retry={"max_attempts": 2, "backoff_s": 0.01})
+    )
     assert instance.status == "failed"
     assert NodeRun.objects.get(instance=instance, node_id="x").attempt == 2
 
@@ -131,8 +138,12 @@ def test_error_model_continue_on_condition_takes_false(run_graph):
     graph = g(
         [
             {"id": "start", "type": "start"},
-            {"id": "c", "type": "condition", "on_error": "continue",
-             "inputs": {"left": "x", "operator": "matches_regex", "right": "("}},
+            {
+                "id": "c",
+                "type": "condition",
+                "on_error": "continue",
+                "inputs": {"left": "x", "operator": "matches_regex", "right": "("},
+            },
             {"id": "yes", "type": "end", "inputs": {"output": "yes"}},
             {"id": "no", "type": "end", "inputs": {"output": "no"}},
         ],  # fmt: skip
@@ -256,7 +267,11 @@ def test_error_model_fail_inside_loop_fails_run_and_cancels_loop(run_graph):
 
 
 def test_error_model_continue_inside_loop_keeps_going(run_graph):
-    body = {"type": "flaky", "inputs": {"fail": "{{loop.item}}", "value": "{{loop.index}}"}, "on_error": "continue"}
+    body = {
+        "type": "flaky",
+        "inputs": {"fail": "{{loop.item}}", "value": "{{loop.index}}"},
+        "on_error": "continue",
+    }
     instance = run_graph(_loop_graph(body, concurrency=3), {"items": [False, True, False]})
     assert instance.status == "succeeded"
     assert instance.output == [{"attempt": 1, "value": 0}, None, {"attempt": 1, "value": 2}]
@@ -331,13 +346,22 @@ def test_nested_loops_and_multi_node_bodies(run_graph):
             {"id": "outer", "type": "loop", "inputs": {"items": [[1, 2], [3]], "concurrency": 2}},
             {"id": "inner", "type": "loop", "inputs": {"items": "{{loop.item}}"}},
             {"id": "double", "type": "javascript", "inputs": {"code": "return ctx.loop.item * 2"}},
-            {"id": "sum", "type": "aggregate",
-             "inputs": {"data": [{"v": "{{inner.results}}"}], "metrics": [{"op": "count"}]}},
+            {
+                "id": "sum",
+                "type": "aggregate",
+                "inputs": {"data": [{"v": "{{inner.results}}"}], "metrics": [{"op": "count"}]},
+            },
             {"id": "collect", "type": "fanout", "inputs": {"value": "{{inner.results}}"}},
             {"id": "end", "type": "end", "inputs": {"output": "{{outer.results}}"}},
         ],  # fmt: skip
-        [("start", "outer"), ("outer", "inner", "loop"), ("inner", "double", "loop"),
-         ("inner", "sum", "completed"), ("sum", "collect"), ("outer", "end", "completed")],  # fmt: skip
+        [
+            ("start", "outer"),
+            ("outer", "inner", "loop"),
+            ("inner", "double", "loop"),
+            ("inner", "sum", "completed"),
+            ("sum", "collect"),
+            ("outer", "end", "completed"),
+        ],  # fmt: skip
     )
     instance = run_graph(graph)
     assert instance.status == "succeeded", instance.error

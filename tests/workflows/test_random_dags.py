@@ -35,7 +35,9 @@ def dags(draw: st.DrawFn) -> dict[str, Any]:
         elif kind == "end":
             node["inputs"] = {"output": i}
         nodes.append(node)
-        parents = draw(st.lists(st.integers(min_value=0, max_value=i - 1), min_size=1, max_size=3, unique=True))
+        parents = draw(
+            st.lists(st.integers(min_value=0, max_value=i - 1), min_size=1, max_size=3, unique=True)
+        )
         for p in parents:
             parent = nodes[p]
             if parent["type"] == "end":
@@ -58,5 +60,9 @@ def test_random_dags_always_end(run_graph, graph):
     statuses = dict(NodeRun.objects.filter(instance=instance).values_list("node_id", "status"))
     assert set(statuses) == {n["id"] for n in graph["nodes"]}  # exactly one run per node
     assert set(statuses.values()) <= NODE_TERMINAL, statuses
-    fatal = [n["id"] for n in graph["nodes"] if n.get("on_error", "fail") == "fail" and statuses[n["id"]] == "failed"]
+    fatal = [
+        n["id"]
+        for n in graph["nodes"]
+        if n.get("on_error", "fail") == "fail" and statuses[n["id"]] == "failed"
+    ]
     assert (instance.status == "failed") == bool(fatal), (instance.status, fatal, statuses)

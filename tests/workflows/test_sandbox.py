@@ -5,14 +5,10 @@ runs the attack table concurrently once and each parametrized test checks its ow
 go through the real engine (``run_graph``) to show that a failing script fails its node and run
 while the worker and other runs carry on. The last test checks that no runner process is left.
 
-Known runner bug worked around here: after writing its complete reply, ``js_runner.py`` sometimes
-hangs in mini-racer's teardown (``MiniRacer.__del__`` → ``mr_free_context`` during garbage
-collection at exit) — about 1 in 3 runs that end in a JS exception or the memory limit. The host
-waits for EOF, so the finished reply is thrown away and reported as ``timeout`` after
-``timeout_s + GRACE_S``. Tests that are about what a script may *do* (not about that bug) run the
-real runner, inside the real bubblewrap command, but through :data:`NO_TEARDOWN_SHIM`, which only
-skips the interpreter's teardown (``gc.disable()`` + ``os._exit``). The bug itself is pinned by
-``test_bug_runner_hangs_in_teardown_after_a_js_error`` (strict xfail), which uses the real command.
+Regression tests for bugs found here are at the end (``test_bug_*``): mini-racer hanging in its
+teardown after the reply (the runner now leaves with ``os._exit`` and the host reads one reply line),
+memory outside V8's heap (typed arrays, wasm: capped by the runner's RLIMIT_DATA), unserialisable and
+Promise results, and error line numbers (now the user's own).
 """
 
 from __future__ import annotations
@@ -36,32 +32,6 @@ from apps.workflows.sandbox import javascript
 from apps.workflows.sandbox.javascript import GRACE_S, Limits, SandboxError, run_js
 
 PASSWD_MARKER = "root:x:0:0"  # the first line of /etc/passwd on the host
-
-NO_TEARDOWN_SHIM = """
-import gc, os, runpy, sys, traceback
-gc.disable()
-try:
-    runpy.run_path(sys.argv[1], run_name="__main__")
-    sys.stdout.flush()
-except BaseException:
-    traceback.print_exc()
-    os._exit(1)
-os._exit(0)
-"""
-
-_real_command = javascript._command
-
-
-def _shim_command() -> list[str]:
-    """The real command (bubblewrap and all) with the runner started through NO_TEARDOWN_SHIM."""
-    argv = _real_command()
-    assert argv[-2:] == ["-I", str(javascript.RUNNER)], argv
-    return [*argv[:-1], "-c", NO_TEARDOWN_SHIM, argv[-1]]
-
-
-@pytest.fixture
-def no_teardown_hang(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(javascript, "_command", _shim_command)
 
 
 # --- process bookkeeping -----------------------------------------------------------------------------
@@ -309,10 +279,8 @@ def battery() -> Iterator[dict[str, tuple[Any, SandboxError | None, float]]]:
             return None, exc, time.monotonic() - started
         return value, None, time.monotonic() - started
 
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(javascript, "_command", _shim_command)
-        with ThreadPoolExecutor(max_workers=4) as pool:
-            results = dict(zip([a.id for a in ATTACKS], pool.map(one, ATTACKS), strict=True))
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        results = dict(zip([a.id for a in ATTACKS], pool.map(one, ATTACKS), strict=True))
     yield results
 
 
@@ -333,14 +301,17 @@ def test_battery_leaves_no_runner_behind(battery: dict[str, Any]) -> None:
 
 
 # --- nothing reaches the host's files, network or environment ------------------------------------------
-def test_dynamic_import_of_fs_yields_no_module(no_teardown_hang: None) -> None:
-    """``import()`` only returns a promise that is never awaited; no module and no file data comes back."""
+def test_dynamic_import_of_fs_yields_no_module() -> None:
+    """``import()`` only returns a promise, which the sandbox refuses as a result: no module, no file data."""
     for code in (
         "return import('fs')",
         "return import('/etc/passwd')",
         "return (async () => import('fs'))()",
     ):
-        assert run_js(code, {}) == {}, code  # see test_bug_promise_result_is_silently_an_empty_object
+        with pytest.raises(SandboxError) as caught:
+            run_js(code, {})
+        assert caught.value.code == "js_error" and "Promise" in caught.value.message, code
+        assert PASSWD_MARKER not in caught.value.message
 
 
 HOST_GLOBALS = (
@@ -350,18 +321,18 @@ HOST_GLOBALS = (
 )
 
 
-def test_no_host_capabilities_among_the_globals(no_teardown_hang: None) -> None:
+def test_no_host_capabilities_among_the_globals() -> None:
     names = set(run_js("return Object.getOwnPropertyNames(globalThis)", {}))
     assert {"Object", "JSON", "Math", "Array"} <= names
     assert names & set(HOST_GLOBALS.split()) == set()
 
 
-def test_console_log_cannot_forge_the_reply(no_teardown_hang: None) -> None:
+def test_console_log_cannot_forge_the_reply() -> None:
     code = 'console.log(\'{"ok": true, "value": "forged"}\'); console.error("x"); return "real"'
     assert run_js(code, {}) == "real"
 
 
-@pytest.mark.skipif(not _real_command()[0].endswith("bwrap"), reason="bubblewrap is not usable here")
+@pytest.mark.skipif(not javascript._command()[0].endswith("bwrap"), reason="bubblewrap is not usable here")
 def test_bubblewrap_hides_host_files_network_and_environment() -> None:
     """The outer layer, checked with Python inside the runner's own bubblewrap jail."""
     probe = """
@@ -424,7 +395,7 @@ print(json.dumps(out))
 
 
 # --- the frozen context and prototypes -------------------------------------------------------------------
-def test_pollution_does_not_leak_into_the_next_run(no_teardown_hang: None) -> None:
+def test_pollution_does_not_leak_into_the_next_run() -> None:
     pollute = """
       Object.prototype.polluted = 1; Array.prototype.evil = 2; ctx.__proto__.viaCtx = 3;
       globalThis.marker = 4; Object.freeze = (o) => o; Object.isFrozen = () => true;
@@ -454,7 +425,7 @@ def test_pollution_does_not_leak_into_the_next_run(no_teardown_hang: None) -> No
     }
 
 
-def test_proto_keys_in_the_context_do_not_pollute(no_teardown_hang: None) -> None:
+def test_proto_keys_in_the_context_do_not_pollute() -> None:
     context = {"__proto__": {"polluted": True}, "o": {"constructor": {"prototype": {"polluted": True}}}}
     code = (
         "return [({}).polluted, ctx.polluted, Object.getPrototypeOf(ctx) === Object.prototype, ctx.__proto__]"
@@ -462,7 +433,7 @@ def test_proto_keys_in_the_context_do_not_pollute(no_teardown_hang: None) -> Non
     assert run_js(code, context) == [None, None, True, {"polluted": True}]
 
 
-def test_context_strings_cannot_break_out_of_the_wrapper(no_teardown_hang: None) -> None:
+def test_context_strings_cannot_break_out_of_the_wrapper() -> None:
     nasty = '"); throw 1; ("\' \\" </script> \u2028\u2029 %s %d %% ${x} `'
     assert run_js("return [ctx.s, '100%s %d']", {"s": nasty}) == [nasty, "100%s %d"]
 
@@ -503,7 +474,7 @@ def test_context_strings_cannot_break_out_of_the_wrapper(no_teardown_hang: None)
         "echo-ctx",
     ],
 )
-def test_returns_json_values(no_teardown_hang: None, code: str, context: Any, expected: Any) -> None:
+def test_returns_json_values(code: str, context: Any, expected: Any) -> None:
     assert run_js(code, context) == expected
 
 
@@ -515,7 +486,7 @@ def test_positive_path_with_the_real_command() -> None:
     assert time.monotonic() - started < 3
 
 
-def test_output_cap_follows_the_limit(no_teardown_hang: None) -> None:
+def test_output_cap_follows_the_limit() -> None:
     assert run_js("return 'x'.repeat(900)", {}, Limits(max_output=1000)) == "x" * 900
     with pytest.raises(SandboxError) as caught:
         run_js("return 'x'.repeat(2000)", {}, Limits(max_output=1000))
@@ -608,12 +579,6 @@ def test_runner_crash_is_sandbox_crashed(fake_runner: Callable[[str], str], scri
 
 
 # --- app bugs, pinned --------------------------------------------------------------------------------------
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: js_runner.py hangs in mini-racer teardown (MiniRacer.__del__ -> mr_free_context during GC "
-    "at exit) after writing its reply in ~1/3 of runs ending in a JS exception or memory_limit; the host "
-    "waits for EOF, discards the complete reply and reports 'timeout' after timeout_s + GRACE_S",
-)
 def test_bug_runner_hangs_in_teardown_after_a_js_error() -> None:
     code = "const junk = []; for (let i = 0; i < 1e5; i++) junk.push({i}); null.x"
 
@@ -629,12 +594,6 @@ def test_bug_runner_hangs_in_teardown_after_a_js_error() -> None:
     assert codes == ["js_error"] * 12
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: max_memory only bounds V8's heap; ArrayBuffer / typed-array / WebAssembly.Memory backing "
-    "stores are external memory with no limit (no RLIMIT_AS or cgroup on the runner) — 2 GB allocated and "
-    "filled under the 64 MB default",
-)
 @pytest.mark.parametrize(
     "code",
     [
@@ -645,31 +604,20 @@ def test_bug_runner_hangs_in_teardown_after_a_js_error() -> None:
     ],
     ids=["typed-arrays-256MB", "wasm-memory-256MB"],
 )
-def test_bug_external_memory_escapes_the_memory_limit(no_teardown_hang: None, code: str) -> None:
+def test_bug_external_memory_escapes_the_memory_limit(code: str) -> None:
     with pytest.raises(SandboxError) as caught:
         run_js(code, {})
     assert caught.value.code in ("memory_limit", "js_error")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: a result JSON.stringify turns into undefined (function, symbol) reaches js_runner.py as "
-    "JSUndefined, json.dumps raises TypeError, the runner dies without a reply: 'sandbox_crashed' "
-    "instead of None (like undefined) or a js_error",
-)
 @pytest.mark.parametrize("code", ["return function () {}", "return Symbol('x')", "return () => 1"])
-def test_bug_unserialisable_result_crashes_the_sandbox(no_teardown_hang: None, code: str) -> None:
+def test_bug_unserialisable_result_crashes_the_sandbox(code: str) -> None:
     try:
         assert run_js(code, {}) is None
     except SandboxError as exc:
         assert exc.code == "js_error", (exc.code, exc.message)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: a Promise result (async function, import()) is not awaited and JSON.stringify makes it {}: "
-    "the node silently succeeds with {} instead of the resolved value or a clear error",
-)
 @pytest.mark.parametrize(
     ("code", "value"),
     [
@@ -679,9 +627,7 @@ def test_bug_unserialisable_result_crashes_the_sandbox(no_teardown_hang: None, c
     ],
     ids=["async-function", "promise", "dynamic-import"],
 )
-def test_bug_promise_result_is_silently_an_empty_object(
-    no_teardown_hang: None, code: str, value: Any
-) -> None:
+def test_bug_promise_result_is_silently_an_empty_object(code: str, value: Any) -> None:
     try:
         result = run_js(code, {"a": 1})
     except SandboxError as exc:
@@ -690,12 +636,7 @@ def test_bug_promise_result_is_silently_an_empty_object(
         assert value is not None and result == value
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: error positions are the wrapper's, not the user's: line 2 of the script is reported as "
-    "'<anonymous>:8:' (offset 6), and a syntax error at the end points at the wrapper's closing brace",
-)
-def test_bug_error_line_numbers_are_the_wrappers(no_teardown_hang: None) -> None:
+def test_bug_error_line_numbers_are_the_wrappers() -> None:
     with pytest.raises(SandboxError) as caught:
         run_js("let a = 1;\nnull.x", {})
     assert ":2:" in caught.value.message or "line 2" in caught.value.message, caught.value.message
@@ -798,7 +739,6 @@ def test_engine_endless_script_fails_its_run_while_others_run_on(
     ],
 )
 def test_engine_failing_script_fails_only_its_own_run(
-    no_teardown_hang: None,
     run_graph: Callable[..., Any],
     owner_tenant: Any,
     graph: dict[str, Any],

@@ -32,7 +32,9 @@ def test_per_node_statements(owner_tenant, django_assert_num_queries, settings):
     user, tenant = owner_tenant
     # No worker: this test drives the nodes itself, so nothing else touches the run.
     settings.CELERY_TASK_ALWAYS_EAGER = False
-    instance = services.workflow_test(actor=tenancy.Actor(user=user), tenant=tenant, graph=CHAIN, input={"x": 1})
+    instance = services.workflow_test(
+        actor=tenancy.Actor(user=user), tenant=tenant, graph=CHAIN, input={"x": 1}
+    )
     iid = str(instance.id)
     runtime.run_data(iid)  # the graph cache is per process and filled by the first node of a run
     runtime.execute(iid, "start")

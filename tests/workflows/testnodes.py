@@ -52,7 +52,9 @@ class Ledger(NodeType):
 
     def run(self, inputs: dict[str, Any], ctx: NodeContext) -> Any:
         with connection.cursor() as cursor:
-            cursor.execute(f"INSERT INTO {LEDGER} (key, node) VALUES (%s, %s)", [ctx.idempotency_key, ctx.node_id])  # noqa: S608
+            cursor.execute(
+                f"INSERT INTO {LEDGER} (key, node) VALUES (%s, %s)", [ctx.idempotency_key, ctx.node_id]
+            )  # noqa: S608
         return {"key": ctx.idempotency_key, "value": inputs.get("value")}
 
 

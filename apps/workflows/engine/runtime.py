@@ -439,7 +439,11 @@ def _failed(
     max_attempts = int(policy.get("max_attempts", 1))
     error = {"code": code, "message": message, "attempt": attempt}
     # After a manual retry, the retry policy counts the attempts made since then.
-    base = int((NodeRun.objects.filter(pk=run_id).values_list("state", flat=True).first() or {}).get("attempt_base", 0))
+    base = int(
+        (NodeRun.objects.filter(pk=run_id).values_list("state", flat=True).first() or {}).get(
+            "attempt_base", 0
+        )
+    )
     if retryable and attempt - base < max_attempts:
         backoff = float(policy.get("backoff_s", 1.0)) * (2 ** (attempt - base - 1))
 

@@ -399,7 +399,9 @@ class Transform(_Data):
             # Stable multi-key sort, one key at a time; empty values stay last in both directions.
             present = [r for r in rows if _field(r, rule["field"]) is not None]
             missing = [r for r in rows if _field(r, rule["field"]) is None]
-            present.sort(key=lambda r, f=rule["field"]: _sort_key(_field(r, f)), reverse=bool(rule.get("desc")))
+            present.sort(
+                key=lambda r, f=rule["field"]: _sort_key(_field(r, f)), reverse=bool(rule.get("desc"))
+            )
             rows = present + missing
         if inputs.get("limit") is not None:
             rows = rows[: int(inputs["limit"])]
@@ -488,7 +490,9 @@ def _metric(op: str, field: str | None, rows: list[Mapping[str, Any]]) -> Any:
             numbers.append(n)
         if op == "sum":
             total = sum(numbers)
-            return int(total) if float(total).is_integer() and all(isinstance(v, int) for v in values) else total
+            return (
+                int(total) if float(total).is_integer() and all(isinstance(v, int) for v in values) else total
+            )
         return sum(numbers) / len(numbers) if numbers else None
     if not values:
         return None

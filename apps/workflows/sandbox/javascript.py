@@ -21,8 +21,11 @@ from typing import Any
 
 RUNNER = Path(__file__).with_name("js_runner.py")
 DEFAULT_MAX_MEMORY = 64 * 1024 * 1024
+# Growth of the runner process after V8 started: typed arrays and wasm memory live outside the heap cap.
+DEFAULT_MAX_PROCESS_MEMORY = 128 * 1024 * 1024
 MAX_OUTPUT = 4 * 1024 * 1024
 GRACE_S = 2.0
+V8_ABORT_CODES = {-5, -6, 128 + 5, 128 + 6}  # SIGTRAP / SIGABRT, directly or as reported by bubblewrap
 
 
 class SandboxError(Exception):
@@ -36,6 +39,8 @@ class SandboxError(Exception):
 class Limits:
     timeout_s: float = 5.0
     max_memory: int = DEFAULT_MAX_MEMORY
+    max_process_memory: int = DEFAULT_MAX_PROCESS_MEMORY
+    max_process_memory: int = DEFAULT_MAX_PROCESS_MEMORY
     max_output: int = MAX_OUTPUT
 
 
@@ -82,6 +87,7 @@ def run_js(code: str, context: Any, limits: Limits = Limits()) -> Any:
             "context": context,
             "timeout_ms": int(limits.timeout_s * 1000),
             "max_memory": limits.max_memory,
+            "max_process_memory": limits.max_process_memory,
         },
         default=str,
     ).encode()
@@ -110,6 +116,8 @@ def run_js(code: str, context: Any, limits: Limits = Limits()) -> Any:
     try:
         reply = json.loads(out)
     except ValueError:
+        if proc.returncode in V8_ABORT_CODES:  # V8 aborts the process when it cannot get more memory
+            raise SandboxError("memory_limit", "The script used too much memory (V8 aborted).") from None
         raise SandboxError("sandbox_crashed", "The script's sandbox exited without a result.") from None
     if not reply.get("ok"):
         error = reply.get("error") or {}
@@ -138,7 +146,7 @@ def _read_capped(proc: subprocess.Popen[bytes], deadline: float, cap: int) -> by
                 return b"".join(chunks)
             chunks.append(chunk)
             size += len(chunk)
-            if size > cap:
+            if size > cap or chunk.endswith(b"\n"):  # the reply is one line: no need to wait for exit
                 return b"".join(chunks)
 
 

@@ -28,7 +28,9 @@ class Command(BaseCommand):
             "name": workflow.name,
             "description": workflow.description,
             "version": workflow.current_version.version if workflow.current_version else None,
-            "graph": workflow.current_version.graph if workflow.current_version else {"nodes": [], "edges": []},
+            "graph": workflow.current_version.graph
+            if workflow.current_version
+            else {"nodes": [], "edges": []},
         }
         text = json.dumps(data, indent=2)
         if opts["output"]:

@@ -38,6 +38,9 @@ class Command(BaseCommand):
                 actor=Actor(), tenant=tenant, name=name, description=data.get("description", ""), graph=graph
             )
         except ApplicationError as exc:
-            lines = [f"  {e['node_id'] or 'graph'}.{e['field']}: {e['message']}" for e in exc.details.get("graph", [])]
+            lines = [
+                f"  {e['node_id'] or 'graph'}.{e['field']}: {e['message']}"
+                for e in exc.details.get("graph", [])
+            ]
             raise CommandError("\n".join([exc.message, *lines])) from exc
         self.stdout.write(self.style.SUCCESS(f"imported {workflow.name!r} as {workflow.id} in {tenant.name}"))

@@ -28,7 +28,9 @@ PROGRESS = {"pending": 0, "queued": 0.15, "running": 0.5, "waiting": 0.6}
 
 
 def _bar(status: str, loop_progress: float | None) -> str:
-    filled = 1.0 if status in DONE else (loop_progress if loop_progress is not None else PROGRESS.get(status, 0))
+    filled = (
+        1.0 if status in DONE else (loop_progress if loop_progress is not None else PROGRESS.get(status, 0))
+    )
     n = int(round(filled * BAR))
     return "[" + "#" * n + "-" * (BAR - n) + "]"
 
@@ -67,17 +69,25 @@ class Command(BaseCommand):
         deadline = time.monotonic() + opts["timeout"]
         while True:
             instance.refresh_from_db(fields=["status", "output", "error"])
-            rows = NodeRun.objects.filter(instance=instance, iteration="").values_list("node_id", "status", "state")
+            rows = NodeRun.objects.filter(instance=instance, iteration="").values_list(
+                "node_id", "status", "state"
+            )
             state = {node_id: (status, st) for node_id, status, st in rows}
             lines = []
             for node_id in order:
                 status, st = state.get(node_id, ("pending", None))
                 loop_progress = None
                 if node_id not in state:  # a loop body node: one run per iteration
-                    runs = list(NodeRun.objects.filter(instance=instance, node_id=node_id).values_list("status", flat=True))
+                    runs = list(
+                        NodeRun.objects.filter(instance=instance, node_id=node_id).values_list(
+                            "status", flat=True
+                        )
+                    )
                     finished = sum(1 for r in runs if r in DONE)
                     loop_progress = finished / len(runs) if runs else 0.0
-                    lines.append(f"{_bar('running', loop_progress)} {node_id:<24} in loop: {finished}/{len(runs)} done")
+                    lines.append(
+                        f"{_bar('running', loop_progress)} {node_id:<24} in loop: {finished}/{len(runs)} done"
+                    )
                     continue
                 if status == "waiting" and st and st.get("count"):
                     done = NodeRun.objects.filter(
@@ -102,7 +112,9 @@ class Command(BaseCommand):
             if instance.status in ("succeeded", "failed", "canceled"):
                 break
             if time.monotonic() > deadline:
-                raise CommandError(f"The run did not end within {opts['timeout']} s (instance {instance.id}).")
+                raise CommandError(
+                    f"The run did not end within {opts['timeout']} s (instance {instance.id})."
+                )
             time.sleep(0.1)
         self.stdout.write(f"run {instance.id}: {instance.status}")
         if instance.status == "succeeded":
