@@ -22,7 +22,7 @@ class VersionInline(admin.TabularInline):
     model = WorkflowVersion
     extra = 0
     fields = ["version", "created_by", "created_at"]
-    readonly_fields = fields
+    readonly_fields = ["version", "created_by", "created_at"]
     can_delete = False
     show_change_link = True
 
@@ -47,7 +47,16 @@ class NodeRunInline(admin.TabularInline):
     model = NodeRun
     extra = 0
     fields = ["node_id", "iteration", "node_type", "status", "attempt", "route", "started_at", "ended_at"]
-    readonly_fields = fields
+    readonly_fields = [
+        "node_id",
+        "iteration",
+        "node_type",
+        "status",
+        "attempt",
+        "route",
+        "started_at",
+        "ended_at",
+    ]
     can_delete = False
     max_num = 0
 

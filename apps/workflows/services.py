@@ -10,14 +10,12 @@ import time
 from typing import Any
 
 from django.db import transaction
-from django.utils import timezone
 
 from apps.tenancy.models import Tenant
 from apps.tenancy.services import Actor, audit_log_write
 from apps.workflows.engine import graph as graphs
 from apps.workflows.engine import runtime
 from apps.workflows.engine.states import (
-    CANCELED,
     FAILED,
     INSTANCE_TERMINAL,
     NODE_OPEN,
@@ -28,7 +26,6 @@ from apps.workflows.engine.states import (
     SUCCEEDED,
 )
 from apps.workflows.models import (
-    InstanceEvent,
     NodeRun,
     Trigger,
     Workflow,
@@ -166,13 +163,22 @@ def workflow_execute(
     if version is None:
         raise ApplicationError(MSG_NO_VERSION)
     instance = _create_run(
-        actor=actor, tenant=workflow.tenant, graph_raw=version.graph, input=input, trigger=trigger,
-        workflow=workflow, version=version,
-    )  # fmt: skip
+        actor=actor,
+        tenant=workflow.tenant,
+        graph_raw=version.graph,
+        input=input,
+        trigger=trigger,
+        workflow=workflow,
+        version=version,
+    )
     audit_log_write(
-        actor=actor, tenant=workflow.tenant, action="workflow.execute", obj=instance,
-        object_type="workflowinstance", changes={"workflow": str(workflow.id), "version": version.version},
-    )  # fmt: skip
+        actor=actor,
+        tenant=workflow.tenant,
+        action="workflow.execute",
+        obj=instance,
+        object_type="workflowinstance",
+        changes={"workflow": str(workflow.id), "version": version.version},
+    )
     return instance
 
 
@@ -181,9 +187,14 @@ def workflow_test(
     *, actor: Actor, tenant: Tenant, graph: Any, input: Any = None, workflow: Workflow | None = None
 ) -> WorkflowInstance:
     instance = _create_run(
-        actor=actor, tenant=tenant, graph_raw=graph, input=input, trigger=Trigger.TEST, workflow=workflow,
+        actor=actor,
+        tenant=tenant,
+        graph_raw=graph,
+        input=input,
+        trigger=Trigger.TEST,
+        workflow=workflow,
         is_test=True,
-    )  # fmt: skip
+    )
     audit_log_write(
         actor=actor, tenant=tenant, action="workflow.test", obj=instance, object_type="workflowinstance"
     )
@@ -198,9 +209,12 @@ def instance_cancel(*, actor: Actor, instance: WorkflowInstance, stop: bool = Fa
     with transaction.atomic():
         runtime.cancel(str(instance.id), reason=f"{'stopped' if stop else 'canceled'} by {actor.label}")
         audit_log_write(
-            actor=actor, tenant=instance.tenant, action="instance.stop" if stop else "instance.cancel", obj=instance,
+            actor=actor,
+            tenant=instance.tenant,
+            action="instance.stop" if stop else "instance.cancel",
+            obj=instance,
             object_type="workflowinstance",
-        )  # fmt: skip
+        )
     instance.refresh_from_db()
     return instance
 
@@ -234,10 +248,20 @@ def instance_retry(*, actor: Actor, instance: WorkflowInstance) -> WorkflowInsta
         r = top[node_id]
         ready = graphs.readiness(remaining, active, r.wait_any) == "ready" or graph.in_count(node_id) == 0
         NodeRun.objects.filter(pk=r.pk).update(
-            status=QUEUED if ready else PENDING, remaining=remaining, active=active, error=None,
-            output=None, route="", deferred=False, available_at=None, lease_owner="", lease_expires_at=None,
-            state={"attempt_base": r.attempt}, started_at=None, ended_at=None,
-        )  # fmt: skip
+            status=QUEUED if ready else PENDING,
+            remaining=remaining,
+            active=active,
+            error=None,
+            output=None,
+            route="",
+            deferred=False,
+            available_at=None,
+            lease_owner="",
+            lease_expires_at=None,
+            state={"attempt_base": r.attempt},
+            started_at=None,
+            ended_at=None,
+        )
         if ready:
             fx.node_event(iid, node_id, "", QUEUED, attempt=0, reason="retry")
             fx.enqueue.append((iid, node_id, ""))

@@ -31,6 +31,7 @@ import logging
 import os
 import sys
 import traceback
+import uuid
 import zlib
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -232,7 +233,8 @@ class World:
                     params[name] = choices[bucket]
 
     def real_path_parameters(self, operation: schemathesis.APIOperation) -> dict[str, str]:
-        return {p.name: self.ids[p.name][0] for p in operation.path_parameters}
+        # Ids of kinds the world has no object of (e.g. workflow_id) stay random: they must be 404s.
+        return {p.name: self.ids.get(p.name, [str(uuid.uuid4())])[0] for p in operation.path_parameters}
 
 
 @pytest.fixture

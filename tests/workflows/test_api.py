@@ -37,8 +37,19 @@ def test_node_types_listed(client, make_user):
     r = token_client(make_user()).get("/api/v1/node-types/")
     assert r.status_code == 200
     types = {t["type"]: t for t in r.json()}
-    for name in ("start", "end", "condition", "switch", "fanout", "join", "loop", "delay", "transform", "aggregate",
-                 "javascript"):  # fmt: skip
+    for name in (
+        "start",
+        "end",
+        "condition",
+        "switch",
+        "fanout",
+        "join",
+        "loop",
+        "delay",
+        "transform",
+        "aggregate",
+        "javascript",
+    ):
         assert name in types
         assert {"type", "name", "category", "inputs_schema", "outputs_schema", "handles"} <= set(types[name])
     assert types["loop"]["handles"] == ["loop", "completed"]
@@ -93,8 +104,9 @@ def test_invalid_graph_is_400_naming_node_and_field(ctx):
 def test_execute_sync_and_async(ctx, embedded_worker):
     client, w, _ = ctx
     wf = client.post(f"{w}/", {"name": "Sales", "graph": SALES_REPORT}, format="json").json()
-    r = client.post(f"{w}/{wf['id']}/execute/", {"input": SALES_INPUT, "mode": "sync", "timeout_s": 30},
-                    format="json")  # fmt: skip
+    r = client.post(
+        f"{w}/{wf['id']}/execute/", {"input": SALES_INPUT, "mode": "sync", "timeout_s": 30}, format="json"
+    )
     assert r.status_code == 200, r.content
     body = r.json()
     assert body["status"] == "succeeded" and body["output"] == SALES_OUTPUT and body["timed_out"] is False
@@ -212,15 +224,20 @@ JSON = st.recursive(
     max_leaves=25,
 )
 NODE = st.fixed_dictionaries(
-    {"id": st.sampled_from(["a", "b", "c", "start", "end", "loop", 1]),
-     "type": st.sampled_from(["start", "end", "condition", "loop", "join", "transform", "nope", None])},
+    {
+        "id": st.sampled_from(["a", "b", "c", "start", "end", "loop", 1]),
+        "type": st.sampled_from(["start", "end", "condition", "loop", "join", "transform", "nope", None]),
+    },
     optional={"inputs": JSON, "on_error": st.sampled_from(["fail", "route", "x"]), "retry": JSON},
-)  # fmt: skip
+)
 EDGE = st.fixed_dictionaries(
     {"source": st.sampled_from(["a", "b", "c", "start", "end", None])},
-    optional={"target": st.sampled_from(["a", "b", "c", "end"]), "to": JSON,
-              "sourceHandle": st.sampled_from(["true", "false", "loop", "completed", "error", "output", 3])},
-)  # fmt: skip
+    optional={
+        "target": st.sampled_from(["a", "b", "c", "end"]),
+        "to": JSON,
+        "sourceHandle": st.sampled_from(["true", "false", "loop", "completed", "error", "output", 3]),
+    },
+)
 GRAPHS = JSON | st.fixed_dictionaries(
     {"nodes": st.lists(NODE, max_size=6), "edges": st.lists(EDGE, max_size=8)}
 )

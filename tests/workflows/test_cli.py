@@ -27,7 +27,7 @@ def test_run_workflow_shows_progress_and_output(tmp_path, embedded_worker, owner
 def test_run_workflow_reports_invalid_graphs(tmp_path, owner_tenant):
     path = tmp_path / "bad.json"
     path.write_text(json.dumps({"nodes": [{"id": "a", "type": "nope"}], "edges": []}))
-    with pytest.raises(CommandError, match="a.type: Unknown node type 'nope'"):
+    with pytest.raises(CommandError, match=r"a\.type: Unknown node type 'nope'"):
         call_command("run_workflow", str(path))
 
 

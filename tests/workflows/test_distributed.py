@@ -42,10 +42,34 @@ def start_workers(tmp_path: Path, count: int = 2, concurrency: int = 4) -> list[
     logs = []
     for i in range(count):
         log = tmp_path / f"worker{i}.log"
-        cmd = [sys.executable, "-m", "celery", "-A", "jetadmin", "worker", "-P", "prefork", "-c", str(concurrency),
-               "-n", f"w{i}-{os.getpid()}@%h", "--without-gossip", "--without-mingle", "-l", "info"]  # fmt: skip
-        procs.append(subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT,  # noqa: S603
-                                      start_new_session=True))  # fmt: skip
+        cmd = [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "jetadmin",
+            "worker",
+            "-P",
+            "prefork",
+            "-c",
+            str(concurrency),
+            "-n",
+            f"w{i}-{os.getpid()}@%h",
+            "--without-gossip",
+            "--without-mingle",
+            "-l",
+            "info",
+        ]
+        procs.append(
+            subprocess.Popen(
+                cmd,
+                cwd=ROOT,
+                env=env,
+                stdout=log.open("wb"),
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        )
         logs.append(log)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -86,13 +110,17 @@ def _wait_all(ids: list[Any], timeout: float) -> dict[str, int]:
 def test_sales_report_on_two_worker_processes(workers, owner_tenant):
     workers()
     user, tenant = owner_tenant
-    instance = services.workflow_test(actor=tenancy.Actor(user=user), tenant=tenant, graph=SALES_REPORT,
-                                      input=SALES_INPUT)  # fmt: skip
+    instance = services.workflow_test(
+        actor=tenancy.Actor(user=user), tenant=tenant, graph=SALES_REPORT, input=SALES_INPUT
+    )
     instance, timed_out = services.instance_wait(instance=instance, timeout_s=60)
     assert not timed_out and instance.status == "succeeded", instance.error
     assert instance.output == SALES_OUTPUT
-    owners = {o.split(":")[1] for o in NodeRun.objects.filter(instance=instance).values_list("lease_owner", flat=True)
-              if o}  # fmt: skip
+    owners = {
+        o.split(":")[1]
+        for o in NodeRun.objects.filter(instance=instance).values_list("lease_owner", flat=True)
+        if o
+    }
     assert not owners  # leases are released on completion
 
 

@@ -110,8 +110,12 @@ def test_error_model_retries_exhausted_fail(run_graph):
 
 
 def test_error_model_non_retryable_errors_are_not_retried(run_graph):
-    instance = run_graph(_around({"type": "transform", "inputs": {"data": "{{input.missing}}"}},
-                                 retry={"max_attempts": 5, "backoff_s": 0.01}))  # fmt: skip
+    instance = run_graph(
+        _around(
+            {"type": "transform", "inputs": {"data": "{{input.missing}}"}},
+            retry={"max_attempts": 5, "backoff_s": 0.01},
+        )
+    )
     assert instance.status == "failed"
     x = NodeRun.objects.get(instance=instance, node_id="x")
     assert x.attempt == 1 and x.error["code"] == "template_error"
@@ -146,7 +150,7 @@ def test_error_model_continue_on_condition_takes_false(run_graph):
             },
             {"id": "yes", "type": "end", "inputs": {"output": "yes"}},
             {"id": "no", "type": "end", "inputs": {"output": "no"}},
-        ],  # fmt: skip
+        ],
         [("start", "c"), ("c", "yes", "true"), ("c", "no", "false")],
     )
     instance = run_graph(graph)
@@ -224,8 +228,14 @@ def test_error_model_join_all_branches_skipped_skips_join(run_graph):
     )
     instance = run_graph(graph)
     assert instance.status == "succeeded" and instance.output is None
-    assert nodes(instance) == {"start": "succeeded", "c": "succeeded", "a": "skipped", "b": "skipped",
-                               "j": "skipped", "end": "skipped"}  # fmt: skip
+    assert nodes(instance) == {
+        "start": "succeeded",
+        "c": "succeeded",
+        "a": "skipped",
+        "b": "skipped",
+        "j": "skipped",
+        "end": "skipped",
+    }
 
 
 def test_error_model_join_any_runs_once_on_first_branch(run_graph):
@@ -353,7 +363,7 @@ def test_nested_loops_and_multi_node_bodies(run_graph):
             },
             {"id": "collect", "type": "fanout", "inputs": {"value": "{{inner.results}}"}},
             {"id": "end", "type": "end", "inputs": {"output": "{{outer.results}}"}},
-        ],  # fmt: skip
+        ],
         [
             ("start", "outer"),
             ("outer", "inner", "loop"),
@@ -361,7 +371,7 @@ def test_nested_loops_and_multi_node_bodies(run_graph):
             ("inner", "sum", "completed"),
             ("sum", "collect"),
             ("outer", "end", "completed"),
-        ],  # fmt: skip
+        ],
     )
     instance = run_graph(graph)
     assert instance.status == "succeeded", instance.error

@@ -703,10 +703,31 @@ BAD_IDS = ["input", "loop", "ctx", "1x", "a b", ""]
 TYPES = [*sorted(nodes.REGISTRY), "teleport", "", "Start"]
 HANDLES = ["true", "false", "loop", "completed", "default", "output", "error", "success", "x", "y", ""]
 INPUT_KEYS = [
-    "data", "items", "left", "right", "operator", "value", "cases", "branches", "metrics", "group_by",
-    "filter", "select", "rename", "sort", "limit", "seconds", "concurrency", "max_iterations", "mode",
-    "output", "code", "id", "op", "field",
-]  # fmt: skip
+    "data",
+    "items",
+    "left",
+    "right",
+    "operator",
+    "value",
+    "cases",
+    "branches",
+    "metrics",
+    "group_by",
+    "filter",
+    "select",
+    "rename",
+    "sort",
+    "limit",
+    "seconds",
+    "concurrency",
+    "max_iterations",
+    "mode",
+    "output",
+    "code",
+    "id",
+    "op",
+    "field",
+]
 TEMPLATES = st.sampled_from(
     [
         "{{a.x}}",
@@ -767,8 +788,8 @@ WELL_FORMED: dict[str, st.SearchStrategy[dict[str, Any]]] = {
 def _values(safe: bool) -> st.SearchStrategy[Any]:
     """Junk-ish input values: scalars, templates and plausible shapes (cases/branches/metrics...).
 
-    ``safe`` leaves out the odd shapes that once crashed validate_inputs (kept as a separate test): non-iterable
-    truthy scalars and unhashable ids in ``cases``/``branches``/``metrics``.
+    ``safe`` leaves out the odd shapes that once crashed validate_inputs (kept as a separate test):
+    non-iterable truthy scalars and unhashable ids in ``cases``/``branches``/``metrics``.
     """
     ids = st.sampled_from(["x", "y", "default", "a"]) | (st.just(None) if safe else JSON)
     items = st.fixed_dictionaries(

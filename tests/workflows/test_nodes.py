@@ -139,9 +139,20 @@ def test_condition_operators(left: Any, operator: str, right: Any, expected: boo
 def test_every_contract_operator_is_covered() -> None:
     assert {op for _, op, _, _ in CASES} == set(OPERATORS)
     assert set(OPERATORS) == {
-        "equals", "not_equals", "contains", "not_contains", "starts_with", "ends_with", "greater_than",
-        "less_than", "greater_or_equal", "less_or_equal", "is_empty", "is_not_empty", "matches_regex",
-    }  # fmt: skip
+        "equals",
+        "not_equals",
+        "contains",
+        "not_contains",
+        "starts_with",
+        "ends_with",
+        "greater_than",
+        "less_than",
+        "greater_or_equal",
+        "less_or_equal",
+        "is_empty",
+        "is_not_empty",
+        "matches_regex",
+    }
 
 
 def test_booleans_do_not_equal_numbers() -> None:
@@ -655,8 +666,17 @@ def test_describe_lists_the_schemas_and_handles() -> None:
 
 def test_core_types_are_registered() -> None:
     assert {
-        "start", "end", "condition", "switch", "fanout", "join", "loop", "delay", "transform", "aggregate",
-    } <= set(nodes.REGISTRY)  # fmt: skip
+        "start",
+        "end",
+        "condition",
+        "switch",
+        "fanout",
+        "join",
+        "loop",
+        "delay",
+        "transform",
+        "aggregate",
+    } <= set(nodes.REGISTRY)
 
 
 # --- registry -----------------------------------------------------------------------------------------

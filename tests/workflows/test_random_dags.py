@@ -51,8 +51,11 @@ def dags(draw: st.DrawFn) -> dict[str, Any]:
     return {"nodes": nodes, "edges": edges}
 
 
-@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
-                                                                 HealthCheck.too_slow])  # fmt: skip
+@settings(
+    max_examples=30,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 @given(graph=dags())
 def test_random_dags_always_end(run_graph, graph):
     instance = run_graph(graph, timeout=60)

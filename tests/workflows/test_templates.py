@@ -260,9 +260,20 @@ def test_empty_containers_say_so() -> None:
 
 @pytest.mark.parametrize(
     "value",
-    ["{{}}", "{{ }}", "{{1abc}}", "{{input.}}", "{{input..x}}", "{{input[x]}}", "{{ctx}}", "{{ctx[0]}}",
-     "{{input.x + 1}}", "{{input['x}}", "a {{ input x }} b"],
-)  # fmt: skip
+    [
+        "{{}}",
+        "{{ }}",
+        "{{1abc}}",
+        "{{input.}}",
+        "{{input..x}}",
+        "{{input[x]}}",
+        "{{ctx}}",
+        "{{ctx[0]}}",
+        "{{input.x + 1}}",
+        "{{input['x}}",
+        "a {{ input x }} b",
+    ],
+)
 def test_unparseable_expressions_are_errors(value: str) -> None:
     error_of(value)
 
@@ -337,8 +348,30 @@ def test_text_without_templates_is_unchanged(text: str) -> None:
         assert t.resolve(text, {}) == text
 
 
-TOKENS = ["{{", "}}", "{", "}", "a", "b", ".", "[0]", "[1]", "['a']", '["b"]', "[", "]", "'", '"', "\\",
-          " ", "ctx", "__", "x", "0", "-"]  # fmt: skip
+TOKENS = [
+    "{{",
+    "}}",
+    "{",
+    "}",
+    "a",
+    "b",
+    ".",
+    "[0]",
+    "[1]",
+    "['a']",
+    '["b"]',
+    "[",
+    "]",
+    "'",
+    '"',
+    "\\",
+    " ",
+    "ctx",
+    "__",
+    "x",
+    "0",
+    "-",
+]
 
 
 @settings(max_examples=300, deadline=None)

@@ -34,8 +34,10 @@ class Flaky(NodeType):
     type = "flaky"
     name = "Flaky (tests)"
     category = "test"
-    inputs_schema = {"type": "object", "properties": {"succeed_on": {"type": "integer"}, "fail": {"type": "boolean"},
-                                                      "value": {}}}  # fmt: skip
+    inputs_schema = {
+        "type": "object",
+        "properties": {"succeed_on": {"type": "integer"}, "fail": {"type": "boolean"}, "value": {}},
+    }
 
     def run(self, inputs: dict[str, Any], ctx: NodeContext) -> Any:
         if inputs.get("fail") or ctx.attempt < int(inputs.get("succeed_on", 1)):
@@ -53,8 +55,9 @@ class Ledger(NodeType):
     def run(self, inputs: dict[str, Any], ctx: NodeContext) -> Any:
         with connection.cursor() as cursor:
             cursor.execute(
-                f"INSERT INTO {LEDGER} (key, node) VALUES (%s, %s)", [ctx.idempotency_key, ctx.node_id]
-            )  # noqa: S608
+                f"INSERT INTO {LEDGER} (key, node) VALUES (%s, %s)",  # noqa: S608 - constant table name
+                [ctx.idempotency_key, ctx.node_id],
+            )
         return {"key": ctx.idempotency_key, "value": inputs.get("value")}
 
 

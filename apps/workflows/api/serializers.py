@@ -73,9 +73,19 @@ class InstanceOutput(serializers.ModelSerializer):
     class Meta:
         model = WorkflowInstance
         fields = [
-            "id", "workflow", "version", "is_test", "status", "trigger", "input", "output", "error",
-            "created_at", "started_at", "ended_at",
-        ]  # fmt: skip
+            "id",
+            "workflow",
+            "version",
+            "is_test",
+            "status",
+            "trigger",
+            "input",
+            "output",
+            "error",
+            "created_at",
+            "started_at",
+            "ended_at",
+        ]
 
 
 class InstanceDetailOutput(InstanceOutput):
@@ -98,7 +108,7 @@ class SyncOutput(StartedOutput):
 
 class ValidateOutput(serializers.Serializer):
     valid = serializers.BooleanField()
-    errors = serializers.ListField(child=serializers.DictField())
+    errors = serializers.ListField(child=serializers.DictField())  # type: ignore[assignment]
 
 
 class EventOutput(serializers.ModelSerializer):

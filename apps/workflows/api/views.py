@@ -22,8 +22,13 @@ from . import serializers as s
 def _started(instance: WorkflowInstance, data: dict[str, Any]) -> Response:
     if data.get("mode") == "sync":
         instance, timed_out = services.instance_wait(instance=instance, timeout_s=data["timeout_s"])
-        body = {"instance_id": instance.id, "status": instance.status, "output": instance.output,
-                "error": instance.error, "timed_out": timed_out}  # fmt: skip
+        body = {
+            "instance_id": instance.id,
+            "status": instance.status,
+            "output": instance.output,
+            "error": instance.error,
+            "timed_out": timed_out,
+        }
         return Response(s.SyncOutput(body).data, status=status.HTTP_200_OK)
     body = {"instance_id": instance.id, "status": instance.status}
     return Response(s.StartedOutput(body).data, status=status.HTTP_202_ACCEPTED)
@@ -47,8 +52,11 @@ class WorkflowListView(TenantAPIView):
     def get(self, request: Request, tenant_id: Any) -> Response:
         return self.paginated(selectors.workflow_list(tenant=self.tenant), s.WorkflowOutput)
 
-    @extend_schema(summary="Create a workflow (400 lists node-level errors)", request=s.WorkflowInput,
-                   responses={201: s.WorkflowOutput})  # fmt: skip
+    @extend_schema(
+        summary="Create a workflow (400 lists node-level errors)",
+        request=s.WorkflowInput,
+        responses={201: s.WorkflowOutput},
+    )
     def post(self, request: Request, tenant_id: Any) -> Response:
         data = _valid(s.WorkflowInput, request)
         workflow = services.workflow_create(actor=self.actor(), tenant=self.tenant, **data)
@@ -64,8 +72,11 @@ class WorkflowDetailView(TenantAPIView):
             s.WorkflowOutput(selectors.workflow_get(tenant=self.tenant, workflow_id=workflow_id)).data
         )
 
-    @extend_schema(summary="Change a workflow; a changed graph makes a new version", request=s.WorkflowUpdateInput,
-                   responses=s.WorkflowOutput)  # fmt: skip
+    @extend_schema(
+        summary="Change a workflow; a changed graph makes a new version",
+        request=s.WorkflowUpdateInput,
+        responses=s.WorkflowOutput,
+    )
     def patch(self, request: Request, tenant_id: Any, workflow_id: Any) -> Response:
         workflow = selectors.workflow_get(tenant=self.tenant, workflow_id=workflow_id)
         data = _valid(s.WorkflowUpdateInput, request)
@@ -106,8 +117,11 @@ class WorkflowVersionListView(TenantAPIView):
 class WorkflowExecuteView(TenantAPIView):
     permissions = {"POST": "workflow.run"}
 
-    @extend_schema(summary="Run a workflow (async: 202; sync: waits up to timeout_s)", request=s.ExecuteInput,
-                   responses={202: s.StartedOutput, 200: s.SyncOutput})  # fmt: skip
+    @extend_schema(
+        summary="Run a workflow (async: 202; sync: waits up to timeout_s)",
+        request=s.ExecuteInput,
+        responses={202: s.StartedOutput, 200: s.SyncOutput},
+    )
     def post(self, request: Request, tenant_id: Any, workflow_id: Any) -> Response:
         workflow = selectors.workflow_get(tenant=self.tenant, workflow_id=workflow_id)
         data = _valid(s.ExecuteInput, request)
@@ -118,8 +132,11 @@ class WorkflowExecuteView(TenantAPIView):
 class WorkflowTestView(TenantAPIView):
     permissions = {"POST": "workflow.manage"}
 
-    @extend_schema(summary="Run an unsaved graph as a test run", request=s.TestRunInput,
-                   responses={202: s.StartedOutput, 200: s.SyncOutput})  # fmt: skip
+    @extend_schema(
+        summary="Run an unsaved graph as a test run",
+        request=s.TestRunInput,
+        responses={202: s.StartedOutput, 200: s.SyncOutput},
+    )
     def post(self, request: Request, tenant_id: Any) -> Response:
         data = _valid(s.TestRunInput, request)
         workflow = None
@@ -168,8 +185,11 @@ class InstanceDetailView(TenantAPIView):
 class InstanceEventListView(TenantAPIView):
     permissions = {"GET": "workflow.view"}
 
-    @extend_schema(summary="The run's journal, in order", parameters=[OpenApiParameter("after", int)],
-                   responses=s.EventOutput(many=True))  # fmt: skip
+    @extend_schema(
+        summary="The run's journal, in order",
+        parameters=[OpenApiParameter("after", int)],
+        responses=s.EventOutput(many=True),
+    )
     def get(self, request: Request, tenant_id: Any, instance_id: Any) -> Response:
         instance = selectors.instance_get(tenant=self.tenant, instance_id=instance_id)
         try:

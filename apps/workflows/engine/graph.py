@@ -229,8 +229,20 @@ def normalize(raw: Any) -> tuple[dict[str, Any], list[GraphError]]:
     return {"nodes": nodes_out, "edges": edges_out}, errors
 
 
+_VALIDATORS: dict[int, jsonschema.Draft202012Validator] = {}
+
+
+def _validator(schema: dict[str, Any]) -> jsonschema.Draft202012Validator:
+    """Compiled once per schema object (node type schemas are class attributes, so they live forever)."""
+    key = id(schema)
+    validator = _VALIDATORS.get(key)
+    if validator is None or validator.schema is not schema:
+        validator = _VALIDATORS[key] = jsonschema.Draft202012Validator(schema)
+    return validator
+
+
 def _schema_errors(node_id: str, schema: dict[str, Any], inputs: Any) -> list[GraphError]:
-    validator = jsonschema.Draft202012Validator(schema)
+    validator = _validator(schema)
     found = []
     for err in validator.iter_errors(inputs):
         # A templated value is checked after resolution, at run time.
@@ -249,8 +261,12 @@ def validate_inputs(
     return errors
 
 
-def build(raw: Any) -> Graph:
-    """Normalise and validate; raise :class:`GraphInvalid` listing every problem found."""
+def build(raw: Any, *, trusted: bool = False) -> Graph:
+    """Normalise and validate; raise :class:`GraphInvalid` listing every problem found.
+
+    ``trusted`` (a run's pinned graph, validated when it was saved) skips the per-node input and
+    template checks and keeps only what scheduling needs: ids, types, handles and structure.
+    """
     data, errors = normalize(raw)
     graph = Graph(nodes={}, edges=[])
     types: dict[str, nodes.NodeType] = {}
@@ -259,9 +275,9 @@ def build(raw: Any) -> Graph:
         raw_id = node.get("id") if isinstance(node.get("id"), str) else None
         node_errors = [
             GraphError(raw_id, ".".join(map(str, e.absolute_path)) or f"nodes[{i}]", e.message)
-            for e in jsonschema.Draft202012Validator(NODE_ENVELOPE_SCHEMA).iter_errors(node)
+            for e in ([] if trusted else _validator(NODE_ENVELOPE_SCHEMA).iter_errors(node))
         ]
-        if node_errors:
+        if node_errors and not trusted:
             errors += node_errors
             continue
         node_id = node["id"]
@@ -285,6 +301,8 @@ def build(raw: Any) -> Graph:
             continue
         types[node_id] = node_type
         graph.nodes[node_id] = node
+        if trusted:
+            continue
         errors += validate_inputs(node_type, node["inputs"], node_id=node_id)
         try:
             templates.references(node["inputs"])
@@ -332,7 +350,7 @@ def build(raw: Any) -> Graph:
 
     if errors:  # the structure checks below need a well-formed node and edge list
         raise GraphInvalid(errors)
-    _structure(graph, errors)
+    _structure(graph, errors, check_refs=not trusted)
     if errors:
         raise GraphInvalid(errors)
     return graph
@@ -350,7 +368,7 @@ def _reach(graph: Graph, starts: Iterable[str], stop: str, out: Mapping[str, lis
     return seen
 
 
-def _structure(graph: Graph, errors: list[GraphError]) -> None:
+def _structure(graph: Graph, errors: list[GraphError], *, check_refs: bool = True) -> None:
     """Loop bodies, scopes, back edges, acyclicity, scope crossings and template references."""
     all_out: dict[str, list[Edge]] = {n: [] for n in graph.nodes}
     for e in graph.edges:
@@ -436,6 +454,8 @@ def _structure(graph: Graph, errors: list[GraphError]) -> None:
                 )
             )
 
+    if not check_refs:
+        return
     for node_id in graph.nodes:
         try:
             refs = templates.references(graph.inputs(node_id))

@@ -109,7 +109,7 @@ def run_data(instance_id: str) -> RunData:
             _cache.move_to_end(instance_id)
             return data
     row = WorkflowInstance.objects.values("tenant_id", "graph", "input").get(pk=instance_id)
-    data = RunData(instance_id, str(row["tenant_id"]), graphs.build(row["graph"]), row["input"])
+    data = RunData(instance_id, str(row["tenant_id"]), graphs.build(row["graph"], trusted=True), row["input"])
     with _cache_lock:
         _cache[instance_id] = data
         while len(_cache) > CACHE_SIZE:
@@ -139,7 +139,7 @@ class Effects:
     ) -> None:
         self.events.append(
             InstanceEvent(
-                instance_id=instance_id, type=type_, node_id=node_id, iteration=iteration, data=data
+                instance_id=_uuid(instance_id), type=type_, node_id=node_id, iteration=iteration, data=data
             )
         )
 
@@ -181,9 +181,13 @@ def _retry_db(fn: Callable[[], _T], attempts: int = 5) -> _T:
     raise AssertionError("unreachable")
 
 
+def _uuid(value: str) -> uuid.UUID:
+    return uuid.UUID(value)
+
+
 def _db_id(instance_id: str) -> Any:
     """The run id as the database stores it (SQLite keeps UUIDs as 32 hex chars) for raw SQL."""
-    return WorkflowInstance._meta.pk.get_db_prep_value(uuid.UUID(instance_id), connection)  # type: ignore[union-attr]
+    return WorkflowInstance._meta.pk.get_db_prep_value(uuid.UUID(instance_id), connection)
 
 
 # --- starting a run -----------------------------------------------------------------------------------
@@ -270,7 +274,7 @@ def _alarm(seconds: float | None) -> Iterator[None]:
         raise NodeTimeout
 
     previous = signal.signal(signal.SIGALRM, on_alarm)
-    signal.setitimer(signal.ITIMER_REAL, float(seconds))  # type: ignore[arg-type]
+    signal.setitimer(signal.ITIMER_REAL, float(seconds or 0))
     try:
         yield
     finally:
@@ -296,7 +300,7 @@ def _context(
         return data, upstream
     keys = scope_chain(iteration)
     rows = NodeRun.objects.filter(
-        instance_id=run.instance_id,
+        instance_id=_uuid(run.instance_id),
         node_id__in=wanted | ({innermost} if innermost else set()),
         iteration__in=keys,
     ).values_list("node_id", "iteration", "node_type", "status", "output", "error", "state", "index")
@@ -377,8 +381,18 @@ def execute(instance_id: str, node_id: str, iteration: str = "", *, owner: str |
         if time.monotonic() > deadline:
             raise NodeTimeout
     except NodeTimeout:
-        return _failed(run, node_id, iteration, run_id, owner, attempt, inputs, "timeout",
-                       f"Node {node_id!r} ran past its timeout of {timeout:g} s.", True)  # fmt: skip
+        return _failed(
+            run,
+            node_id,
+            iteration,
+            run_id,
+            owner,
+            attempt,
+            inputs,
+            "timeout",
+            f"Node {node_id!r} ran past its timeout of {timeout:g} s.",
+            True,
+        )
     except templates.TemplateError as exc:
         return _failed(
             run, node_id, iteration, run_id, owner, attempt, inputs, "template_error", str(exc), False
@@ -401,25 +415,50 @@ def execute(instance_id: str, node_id: str, iteration: str = "", *, owner: str |
     try:
         json.dumps(result)
     except (TypeError, ValueError):
-        return _failed(run, node_id, iteration, run_id, owner, attempt, inputs, "bad_output",
-                       f"Node {node_id!r} returned a value that is not JSON.", False)  # fmt: skip
+        return _failed(
+            run,
+            node_id,
+            iteration,
+            run_id,
+            owner,
+            attempt,
+            inputs,
+            "bad_output",
+            f"Node {node_id!r} returned a value that is not JSON.",
+            False,
+        )
     route = node_type.route(result, inputs)
     return _retry_db(lambda: _succeed(run, node_id, iteration, run_id, owner, attempt, inputs, result, route))
 
 
 def _succeed(
-    run: RunData, node_id: str, iteration: str, run_id: int, owner: str, attempt: int, inputs: Any, output: Any,
-    route: str, *, from_status: str = RUNNING,
-) -> str | None:  # fmt: skip
+    run: RunData,
+    node_id: str,
+    iteration: str,
+    run_id: int,
+    owner: str,
+    attempt: int,
+    inputs: Any,
+    output: Any,
+    route: str,
+    *,
+    from_status: str = RUNNING,
+) -> str | None:
     fx = Effects()
     with transaction.atomic():
         filters: dict[str, Any] = {"pk": run_id, "status": from_status}
         if from_status == RUNNING:
             filters["lease_owner"] = owner
         saved = NodeRun.objects.filter(**filters).update(
-            status=SUCCEEDED, output=output, route=route, input=inputs, error=None, ended_at=timezone.now(),
-            lease_owner="", lease_expires_at=None,
-        )  # fmt: skip
+            status=SUCCEEDED,
+            output=output,
+            route=route,
+            input=inputs,
+            error=None,
+            ended_at=timezone.now(),
+            lease_owner="",
+            lease_expires_at=None,
+        )
         if not saved:
             return None  # lost the lease, or the run was canceled meanwhile
         fx.node_event(run.instance_id, node_id, iteration, SUCCEEDED, attempt=attempt, output=output)
@@ -431,9 +470,17 @@ def _succeed(
 
 
 def _failed(
-    run: RunData, node_id: str, iteration: str, run_id: int, owner: str, attempt: int, inputs: Any, code: str,
-    message: str, retryable: bool,
-) -> str | None:  # fmt: skip
+    run: RunData,
+    node_id: str,
+    iteration: str,
+    run_id: int,
+    owner: str,
+    attempt: int,
+    inputs: Any,
+    code: str,
+    message: str,
+    retryable: bool,
+) -> str | None:
     node = run.graph.nodes[node_id]
     policy = node.get("retry") or {}
     max_attempts = int(policy.get("max_attempts", 1))
@@ -451,13 +498,25 @@ def _failed(
             fx = Effects()
             with transaction.atomic():
                 saved = NodeRun.objects.filter(pk=run_id, status=RUNNING, lease_owner=owner).update(
-                    status=QUEUED, deferred=True, available_at=timezone.now() + timedelta(seconds=backoff),
-                    error=error, input=inputs, lease_owner="", lease_expires_at=None,
-                )  # fmt: skip
+                    status=QUEUED,
+                    deferred=True,
+                    available_at=timezone.now() + timedelta(seconds=backoff),
+                    error=error,
+                    input=inputs,
+                    lease_owner="",
+                    lease_expires_at=None,
+                )
                 if not saved:
                     return None
-                fx.node_event(run.instance_id, node_id, iteration, "retrying", attempt=attempt, error=error,
-                              retry_in_s=backoff)  # fmt: skip
+                fx.node_event(
+                    run.instance_id,
+                    node_id,
+                    iteration,
+                    "retrying",
+                    attempt=attempt,
+                    error=error,
+                    retry_in_s=backoff,
+                )
                 fx.write()
                 fx.after_commit()
             return QUEUED
@@ -467,9 +526,17 @@ def _failed(
 
 
 def _fail(
-    run: RunData, node_id: str, iteration: str, run_id: int, owner: str | None, attempt: int, inputs: Any,
-    error: dict[str, Any], *, from_status: str = RUNNING,
-) -> str | None:  # fmt: skip
+    run: RunData,
+    node_id: str,
+    iteration: str,
+    run_id: int,
+    owner: str | None,
+    attempt: int,
+    inputs: Any,
+    error: dict[str, Any],
+    *,
+    from_status: str = RUNNING,
+) -> str | None:
     g = run.graph
     mode = g.on_error(node_id)
     node_type = nodes.get(g.node_type(node_id))
@@ -480,9 +547,14 @@ def _fail(
         if owner is not None:
             filters["lease_owner"] = owner
         saved = NodeRun.objects.filter(**filters).update(
-            status=FAILED, error=error, route=route, input=inputs, ended_at=timezone.now(), lease_owner="",
+            status=FAILED,
+            error=error,
+            route=route,
+            input=inputs,
+            ended_at=timezone.now(),
+            lease_owner="",
             lease_expires_at=None,
-        )  # fmt: skip
+        )
         if not saved:
             return None
         fx.node_event(run.instance_id, node_id, iteration, FAILED, attempt=attempt, error=error)
@@ -511,9 +583,14 @@ def _park(
     fx = Effects()
     with transaction.atomic():
         saved = NodeRun.objects.filter(pk=run_id, status=RUNNING, lease_owner=owner).update(
-            status=WAITING, available_at=wait.until, state=wait.state, input=inputs, lease_owner="",
-            lease_expires_at=None, attempt=max(attempt - 1, 0),
-        )  # fmt: skip
+            status=WAITING,
+            available_at=wait.until,
+            state=wait.state,
+            input=inputs,
+            lease_owner="",
+            lease_expires_at=None,
+            attempt=max(attempt - 1, 0),
+        )
         if not saved:
             return None
         fx.node_event(
@@ -555,8 +632,21 @@ def _settle(run: RunData, source: str, iteration: str, status: str, route: str, 
             groups.setdefault((dec, inc), []).append(target)
         for (dec, inc), targets in sorted(groups.items()):
             sql = _SETTLE_SQL.format(table=NodeRun._meta.db_table, targets=", ".join(["%s"] * len(targets)))
-            params = [PENDING, inc, dec, QUEUED, PENDING, dec, inc, SKIPPED, dec, inc, _db_id(run.instance_id),
-                      iteration, *targets]  # fmt: skip
+            params = [
+                PENDING,
+                inc,
+                dec,
+                QUEUED,
+                PENDING,
+                dec,
+                inc,
+                SKIPPED,
+                dec,
+                inc,
+                _db_id(run.instance_id),
+                iteration,
+                *targets,
+            ]
             with connection.cursor() as cursor:
                 cursor.execute(sql, params)
                 rows = cursor.fetchall()
@@ -586,7 +676,7 @@ def _check_scopes(instance_id: str, fx: Effects) -> None:
 
 def complete_scope(instance_id: str, iteration: str) -> None:
     """If nothing is open in this scope, finish it: the run (top level) or the loop iteration."""
-    open_rows = NodeRun.objects.filter(instance_id=instance_id, status__in=NODE_OPEN)
+    open_rows = NodeRun.objects.filter(instance_id=_uuid(instance_id), status__in=NODE_OPEN)
     if iteration:
         if open_rows.filter(iteration=iteration).exclude(node_type=LOOP_HEAD).exists():
             return
@@ -599,7 +689,9 @@ def complete_scope(instance_id: str, iteration: str) -> None:
 
 def _finish_instance(instance_id: str) -> None:
     end = (
-        NodeRun.objects.filter(instance_id=instance_id, node_type="end", status=SUCCEEDED, iteration="")
+        NodeRun.objects.filter(
+            instance_id=_uuid(instance_id), node_type="end", status=SUCCEEDED, iteration=""
+        )
         .order_by("-ended_at", "-id")
         .values_list("output", flat=True)
         .first()
@@ -636,11 +728,11 @@ def _end_instance(instance_id: str, status: str, fx: Effects, **fields: Any) -> 
         return
     if status in (FAILED, CANCELED):
         open_runs = list(
-            NodeRun.objects.filter(instance_id=instance_id, status__in=node_sources(CANCELED))
+            NodeRun.objects.filter(instance_id=_uuid(instance_id), status__in=node_sources(CANCELED))
             .exclude(node_type=LOOP_HEAD)
             .values_list("node_id", "iteration")
         )
-        NodeRun.objects.filter(instance_id=instance_id, status__in=node_sources(CANCELED)).update(
+        NodeRun.objects.filter(instance_id=_uuid(instance_id), status__in=node_sources(CANCELED)).update(
             status=CANCELED, ended_at=timezone.now(), lease_owner="", lease_expires_at=None, deferred=False
         )
         for node_id, iteration in open_runs:
@@ -660,31 +752,41 @@ def cancel(instance_id: str, *, reason: str = "canceled") -> bool:
 
 # --- loops --------------------------------------------------------------------------------------------
 def _start_loop(
-    run: RunData, node_id: str, iteration: str, run_id: int, owner: str, attempt: int, inputs: Any,
+    run: RunData,
+    node_id: str,
+    iteration: str,
+    run_id: int,
+    owner: str,
+    attempt: int,
+    inputs: Any,
     loop: nodes.StartLoop,
-) -> str | None:  # fmt: skip
+) -> str | None:
     count = len(loop.items)
     if count == 0:
         return _succeed(run, node_id, iteration, run_id, owner, attempt, inputs, {"results": []}, "completed")
     fx = Effects()
     with transaction.atomic():
         saved = NodeRun.objects.filter(pk=run_id, status=RUNNING, lease_owner=owner).update(
-            status=WAITING, remaining=count, input=inputs, state={"count": count}, lease_owner="",
+            status=WAITING,
+            remaining=count,
+            input=inputs,
+            state={"count": count},
+            lease_owner="",
             lease_expires_at=None,
-        )  # fmt: skip
+        )
         if not saved:
             return None
         fx.node_event(run.instance_id, node_id, iteration, WAITING, attempt=attempt, iterations=count)
         heads = [
             NodeRun(
-                instance_id=run.instance_id,
+                instance_id=_uuid(run.instance_id),
                 node_id=node_id,
                 node_type=LOOP_HEAD,
                 iteration=iteration_key(iteration, node_id, index),
                 index=index,
                 status=RUNNING if index < loop.concurrency else PENDING,
                 state={"item": item},
-            )  # fmt: skip
+            )
             for index, item in enumerate(loop.items)
         ]
         NodeRun.objects.bulk_create(heads, batch_size=1000)
@@ -706,7 +808,7 @@ def _open_iteration(run: RunData, loop_id: str, key: str, fx: Effects) -> None:
         ready = graphs.readiness(remaining, active, wait_any) == "ready"
         rows.append(
             NodeRun(
-                instance_id=run.instance_id,
+                instance_id=_uuid(run.instance_id),
                 node_id=node_id,
                 node_type=g.node_type(node_id),
                 iteration=key,
@@ -714,7 +816,7 @@ def _open_iteration(run: RunData, loop_id: str, key: str, fx: Effects) -> None:
                 active=active,
                 wait_any=wait_any,
                 status=QUEUED if ready else PENDING,
-            )  # fmt: skip
+            )
         )
         if ready:
             fx.node_event(run.instance_id, node_id, key, QUEUED, attempt=0)
@@ -728,7 +830,7 @@ def _iteration_result(run: RunData, loop_id: str, key: str) -> Any:
     sinks = run.graph.sinks(loop_id)
     rows = dict(
         NodeRun.objects.filter(
-            instance_id=run.instance_id, iteration=key, node_id__in=sinks, status=SUCCEEDED
+            instance_id=_uuid(run.instance_id), iteration=key, node_id__in=sinks, status=SUCCEEDED
         ).values_list("node_id", "output")
     )
     for node_id in reversed(sinks):
@@ -751,7 +853,7 @@ def _complete_iteration(run: RunData, key: str) -> None:
         fx.checks.clear()
         with transaction.atomic():
             done = NodeRun.objects.filter(
-                instance_id=run.instance_id,
+                instance_id=_uuid(run.instance_id),
                 node_id=loop_id,
                 iteration=key,
                 node_type=LOOP_HEAD,
@@ -762,7 +864,8 @@ def _complete_iteration(run: RunData, key: str) -> None:
             with connection.cursor() as cursor:
                 cursor.execute(
                     f"UPDATE {NodeRun._meta.db_table} SET remaining = remaining - 1 "  # noqa: S608 - table name
-                    "WHERE instance_id = %s AND node_id = %s AND iteration = %s AND status = %s RETURNING id, remaining",
+                    "WHERE instance_id = %s AND node_id = %s AND iteration = %s AND status = %s "
+                    "RETURNING id, remaining",
                     [_db_id(run.instance_id), loop_id, outer, WAITING],
                 )
                 row = cursor.fetchone()
@@ -785,7 +888,7 @@ def _complete_iteration(run: RunData, key: str) -> None:
 def _open_next_iteration(run: RunData, loop_id: str, outer: str, fx: Effects) -> None:
     prefix = iteration_key(outer, loop_id, 0)[:-1]
     heads = NodeRun.objects.filter(
-        instance_id=run.instance_id,
+        instance_id=_uuid(run.instance_id),
         node_id=loop_id,
         node_type=LOOP_HEAD,
         status=PENDING,
@@ -803,13 +906,16 @@ def _finish_loop(run: RunData, loop_id: str, outer: str) -> None:
     prefix = iteration_key(outer, loop_id, 0)[:-1]
     results = list(
         NodeRun.objects.filter(
-            instance_id=run.instance_id, node_id=loop_id, node_type=LOOP_HEAD, iteration__startswith=prefix
+            instance_id=_uuid(run.instance_id),
+            node_id=loop_id,
+            node_type=LOOP_HEAD,
+            iteration__startswith=prefix,
         )
         .order_by("index")
         .values_list("output", flat=True)
     )
     row = (
-        NodeRun.objects.filter(instance_id=run.instance_id, node_id=loop_id, iteration=outer)
+        NodeRun.objects.filter(instance_id=_uuid(run.instance_id), node_id=loop_id, iteration=outer)
         .values_list("id", "attempt", "input")
         .first()
     )
@@ -827,7 +933,7 @@ def _finish_loop(run: RunData, loop_id: str, outer: str) -> None:
             {"results": results},
             "completed",
             from_status=WAITING,
-        )  # fmt: skip
+        )
     )
 
 

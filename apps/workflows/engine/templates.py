@@ -111,7 +111,8 @@ def lookup(ref: Reference, context: Mapping[str, Any], *, where: str) -> Any:
             value = value[part]
         else:
             raise TemplateError(
-                f"{where}: {{{{{ref.expression}}}}} — {walked!s} has no key {part!r}; available keys: {_keys(value)}."
+                f"{where}: {{{{{ref.expression}}}}} — {walked!s} has no key {part!r}; "
+                f"available keys: {_keys(value)}."
             )
         walked += f"[{part}]" if isinstance(part, int) else f".{part}"
     return value

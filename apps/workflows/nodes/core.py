@@ -10,9 +10,20 @@ from typing import Any
 from .base import NodeContext, NodeError, NodeType, StartLoop, Wait, register, thaw
 
 OPERATORS = (
-    "equals", "not_equals", "contains", "not_contains", "starts_with", "ends_with", "greater_than",
-    "less_than", "greater_or_equal", "less_or_equal", "is_empty", "is_not_empty", "matches_regex",
-)  # fmt: skip
+    "equals",
+    "not_equals",
+    "contains",
+    "not_contains",
+    "starts_with",
+    "ends_with",
+    "greater_than",
+    "less_than",
+    "greater_or_equal",
+    "less_or_equal",
+    "is_empty",
+    "is_not_empty",
+    "matches_regex",
+)
 MAX_REGEX = 500
 
 
@@ -93,8 +104,13 @@ CONDITION_SCHEMA = {
 def _check_ids(items: Any, field: str) -> list[tuple[str, str]]:
     """Branch/case lists must be literal (their ids are the node's handles, fixed when it is saved)."""
     if isinstance(items, str):
-        return [(field, f"`{field}` must be a list written in the graph, not a template: its ids are the "
-                        "node's handles.")]  # fmt: skip
+        return [
+            (
+                field,
+                f"`{field}` must be a list written in the graph, not a template: its ids are the "
+                "node's handles.",
+            )
+        ]
     if not isinstance(items, list):
         return []  # the JSON Schema reports the type
     ids = [item.get("id") for item in items if isinstance(item, Mapping)]
@@ -399,9 +415,8 @@ class Transform(_Data):
             # Stable multi-key sort, one key at a time; empty values stay last in both directions.
             present = [r for r in rows if _field(r, rule["field"]) is not None]
             missing = [r for r in rows if _field(r, rule["field"]) is None]
-            present.sort(
-                key=lambda r, f=rule["field"]: _sort_key(_field(r, f)), reverse=bool(rule.get("desc"))
-            )
+            name = rule["field"]
+            present.sort(key=lambda r: _sort_key(_field(r, name)), reverse=bool(rule.get("desc")))  # noqa: B023
             rows = present + missing
         if inputs.get("limit") is not None:
             rows = rows[: int(inputs["limit"])]
@@ -458,7 +473,7 @@ class Aggregate(_Data):
         if not group_by and not groups:
             groups[()] = []
         result = []
-        for key, members in groups.items():
+        for members in groups.values():
             out: dict[str, Any] = {f: thaw(_field(members[0], f)) for f in group_by} if members else {}
             for metric in inputs["metrics"]:
                 op, field = metric["op"], metric.get("field")

@@ -8,6 +8,7 @@ a V8 context with no ``require``, ``process``, file or network APIs, and a deep-
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -40,7 +41,6 @@ class Limits:
     timeout_s: float = 5.0
     max_memory: int = DEFAULT_MAX_MEMORY
     max_process_memory: int = DEFAULT_MAX_PROCESS_MEMORY
-    max_process_memory: int = DEFAULT_MAX_PROCESS_MEMORY
     max_output: int = MAX_OUTPUT
 
 
@@ -62,8 +62,21 @@ def _bwrap_prefix() -> list[str]:
     for path in sorted(roots):
         if os.path.exists(path):
             binds += ["--ro-bind", path, path]
-    return [bwrap, *binds, "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "--unshare-all",
-            "--die-with-parent", "--new-session", "--clearenv", "--"]  # fmt: skip
+    return [
+        bwrap,
+        *binds,
+        "--proc",
+        "/proc",
+        "--dev",
+        "/dev",
+        "--tmpfs",
+        "/tmp",  # noqa: S108 - a fresh, empty tmpfs inside the sandbox, not the host's /tmp
+        "--unshare-all",
+        "--die-with-parent",
+        "--new-session",
+        "--clearenv",
+        "--",
+    ]
 
 
 _BWRAP_OK: bool | None = None
@@ -101,7 +114,8 @@ def run_js(code: str, context: Any, limits: Limits = Limits()) -> Any:
     )
     deadline = time.monotonic() + limits.timeout_s + GRACE_S
     try:
-        assert proc.stdin is not None and proc.stdout is not None
+        if proc.stdin is None or proc.stdout is None:
+            raise SandboxError("sandbox_crashed", "The sandbox could not be started.")
         proc.stdin.write(request)
         proc.stdin.close()
         out = _read_capped(proc, deadline, limits.max_output)
@@ -130,7 +144,8 @@ def run_js(code: str, context: Any, limits: Limits = Limits()) -> Any:
 def _read_capped(proc: subprocess.Popen[bytes], deadline: float, cap: int) -> bytes | None:
     import selectors
 
-    assert proc.stdout is not None
+    if proc.stdout is None:
+        return None
     chunks: list[bytes] = []
     size = 0
     with selectors.DefaultSelector() as sel:
@@ -152,10 +167,8 @@ def _read_capped(proc: subprocess.Popen[bytes], deadline: float, cap: int) -> by
 
 def _kill(proc: subprocess.Popen[bytes]) -> None:
     if proc.poll() is None:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
     try:
         proc.wait(timeout=5)
     except subprocess.TimeoutExpired:

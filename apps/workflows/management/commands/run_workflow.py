@@ -31,7 +31,7 @@ def _bar(status: str, loop_progress: float | None) -> str:
     filled = (
         1.0 if status in DONE else (loop_progress if loop_progress is not None else PROGRESS.get(status, 0))
     )
-    n = int(round(filled * BAR))
+    n = round(filled * BAR)
     return "[" + "#" * n + "-" * (BAR - n) + "]"
 
 
