@@ -416,7 +416,7 @@ class Transform(_Data):
             present = [r for r in rows if _field(r, rule["field"]) is not None]
             missing = [r for r in rows if _field(r, rule["field"]) is None]
             name = rule["field"]
-            present.sort(key=lambda r: _sort_key(_field(r, name)), reverse=bool(rule.get("desc")))  # noqa: B023
+            present.sort(key=lambda r: _sort_key(_field(r, name)), reverse=bool(rule.get("desc")))
             rows = present + missing
         if inputs.get("limit") is not None:
             rows = rows[: int(inputs["limit"])]
