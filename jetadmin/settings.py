@@ -94,7 +94,9 @@ if env.str("DATABASE_URL", default=""):
     DATABASES = {"default": env.db("DATABASE_URL")}
     if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
         DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("DATABASE_CONN_MAX_AGE", default=60))
-        DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+        # Off by default: with Celery resetting connections around every task, a health check is a
+        # SELECT 1 round trip per node. After a database restart one task fails and Django reconnects.
+        DATABASES["default"]["CONN_HEALTH_CHECKS"] = env.bool("DATABASE_CONN_HEALTH_CHECKS", default=False)
 else:
     DATA_DIR.mkdir(parents=True, exist_ok=True)
     DATABASES = {

@@ -107,8 +107,8 @@ def diamond(branches: int = 8, node_type: str = "ledger") -> dict[str, Any]:
 
 
 def chain(length: int, node_type: str = "fanout") -> dict[str, Any]:
-    nodes = [{"id": "start", "type": "start"}]
-    edges = []
+    nodes: list[dict[str, Any]] = [{"id": "start", "type": "start"}]
+    edges: list[dict[str, Any]] = []
     prev = "start"
     for i in range(length - 2):
         nodes.append({"id": f"n{i}", "type": node_type})

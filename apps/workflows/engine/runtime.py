@@ -230,13 +230,33 @@ RETURNING id, attempt, state
 """
 
 
+# On PostgreSQL the claim writes its "running" journal row in the same statement (one round trip).
+_CLAIM_AND_JOURNAL_SQL = """
+WITH claimed AS ({claim}),
+journal AS (
+  INSERT INTO {events} (instance_id, type, node_id, iteration, data, at)
+  SELECT %s, 'node.running', %s, %s, jsonb_build_object('status', 'running', 'attempt', claimed.attempt), %s
+    FROM claimed
+  RETURNING id
+)
+SELECT claimed.id, claimed.attempt, claimed.state, (SELECT id FROM journal) FROM claimed
+"""
+
+
 def _claim(
     instance_id: str, node_id: str, iteration: str, owner: str, lease_s: float
-) -> tuple[int, int, Any] | None:
+) -> tuple[int, int, Any, InstanceEvent | None] | None:
+    """Claim a queued node; returns (row id, attempt, state, its journal row if already written)."""
     now = timezone.now()
+    journal = connection.vendor == "postgresql"
+    sql = _CLAIM_SQL.format(table=NodeRun._meta.db_table)
+    extra: list[Any] = []
+    if journal:
+        sql = _CLAIM_AND_JOURNAL_SQL.format(claim=sql.strip(), events=InstanceEvent._meta.db_table)
+        extra = [_db_id(instance_id), node_id, iteration, now]
     with connection.cursor() as cursor:
         cursor.execute(
-            _CLAIM_SQL.format(table=NodeRun._meta.db_table),
+            sql,
             [
                 RUNNING,
                 owner,
@@ -247,13 +267,25 @@ def _claim(
                 iteration,
                 QUEUED,
                 False,
+                *extra,
             ],
         )
         row = cursor.fetchone()
     if row is None:
         return None
     state = json.loads(row[2]) if isinstance(row[2], str) else row[2]
-    return int(row[0]), int(row[1]), state
+    event = None
+    if journal:
+        event = InstanceEvent(
+            id=row[3],
+            instance_id=_uuid(instance_id),
+            type="node.running",
+            node_id=node_id,
+            iteration=iteration,
+            data={"status": RUNNING, "attempt": int(row[1])},
+            at=now,
+        )
+    return int(row[0]), int(row[1]), state, event
 
 
 class NodeTimeout(Exception):
@@ -339,13 +371,16 @@ def execute(instance_id: str, node_id: str, iteration: str = "", *, owner: str |
     claimed = _claim(instance_id, node_id, iteration, owner, timeout + LEASE_GRACE_S)
     if claimed is None:
         return None  # already claimed, finished, canceled, or not yet due: the message was only a hint
-    run_id, attempt, state = claimed
+    run_id, attempt, state, running_event = claimed
 
     fx = Effects()
-    fx.node_event(instance_id, node_id, iteration, RUNNING, attempt=attempt)
+    if running_event is None:
+        fx.node_event(instance_id, node_id, iteration, RUNNING, attempt=attempt)
     if g.in_count(node_id) == 0 and g.scope[node_id] is None:
         _instance_to(instance_id, RUNNING, fx, started=True)
     fx.write()
+    if running_event is not None:
+        fx.events.insert(0, running_event)  # already written by the claim; still broadcast
     fx.after_commit()
 
     started = time.monotonic()
