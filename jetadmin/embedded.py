@@ -24,6 +24,7 @@ _lock = threading.Lock()
 _worker: Any = None
 _thread: threading.Thread | None = None
 _ticker_stop = threading.Event()
+_ticker_paused = threading.Event()
 EMBEDDED_TICK_S = 0.25
 
 
@@ -31,6 +32,8 @@ def _ticker() -> None:
     """The embedded stand-in for ``celery beat``: sends each periodic task at its interval."""
     last: dict[str, float] = {}
     while not _ticker_stop.wait(EMBEDDED_TICK_S / 2):
+        if _ticker_paused.is_set():
+            continue
         now = time.monotonic()
         for name, entry in (app.conf.beat_schedule or {}).items():
             schedule = entry["schedule"]
@@ -51,6 +54,7 @@ def start(concurrency: int | None = None) -> Any:
     """Start the in-process worker once (idempotent); returns the worker controller."""
     global _worker, _thread
     with _lock:
+        _ticker_paused.clear()
         if _worker is not None:
             return _worker
         worker = EmbeddedWorkController(
@@ -72,6 +76,19 @@ def start(concurrency: int | None = None) -> Any:
         _worker, _thread = worker, thread
         logger.info("embedded Celery worker started (broker %s)", app.conf.broker_url)
         return worker
+
+
+def quiesce(timeout: float = 15.0) -> bool:
+    """Pause the ticker and wait until no task is executing (tests, before they reset the database)."""
+    from celery.worker import state
+
+    _ticker_paused.set()
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not state.active_requests:
+            return True
+        time.sleep(0.02)
+    return False
 
 
 def stop(timeout: float = 10.0) -> None:

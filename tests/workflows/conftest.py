@@ -21,12 +21,17 @@ def _embedded_session() -> Iterator[None]:
 
 
 @pytest.fixture
-def embedded_worker(_embedded_session: None) -> Any:
+def embedded_worker(_embedded_session: None) -> Iterator[Any]:
     """Celery's worker in threads of this process, consuming the configured broker (memory:// or Redis).
 
-    Started on first use and kept for the session; tests with worker processes stop it first.
+    Started on first use and kept for the session; tests with worker processes stop it first. At the
+    end of each test, open runs are canceled and in-flight tasks drained, so the database reset that
+    follows a transactional test never races a worker thread.
     """
-    return embedded.start(concurrency=4)
+    yield embedded.start(concurrency=4)
+    WorkflowInstance.objects.filter(status__in=["queued", "running", "waiting"]).update(status="canceled")
+    NodeRun.objects.filter(status__in=["pending", "queued", "running", "waiting"]).update(status="canceled")
+    embedded.quiesce()
 
 
 @pytest.fixture

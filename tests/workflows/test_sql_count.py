@@ -14,6 +14,7 @@ from apps.tenancy import services as tenancy
 from apps.workflows import services
 from apps.workflows.engine import runtime
 from apps.workflows.models import NodeRun
+from jetadmin import embedded
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -30,10 +31,9 @@ CHAIN = {
 PER_NODE = (5 if connection.vendor == "postgresql" else 6) + 2
 
 
-def test_per_node_statements(owner_tenant, django_assert_num_queries, settings):
+def test_per_node_statements(owner_tenant, django_assert_num_queries):
     user, tenant = owner_tenant
-    # No worker: this test drives the nodes itself, so nothing else touches the run.
-    settings.CELERY_TASK_ALWAYS_EAGER = False
+    embedded.stop()  # no worker: this test drives the nodes itself, so nothing else may claim them
     instance = services.workflow_test(
         actor=tenancy.Actor(user=user), tenant=tenant, graph=CHAIN, input={"x": 1}
     )
