@@ -13,7 +13,7 @@ from apps.workflows.engine import runtime
 
 @shared_task(name="workflows.execute_node", acks_late=True, reject_on_worker_lost=True, ignore_result=True)
 def execute_node(instance_id: str, node_id: str, iteration: str = "") -> str | None:
-    return runtime.execute(instance_id, node_id, iteration)
+    return runtime.run_task(instance_id, node_id, iteration)
 
 
 @shared_task(name="workflows.wake_due", ignore_result=True)

@@ -59,6 +59,11 @@ from apps.workflows.nodes import base as nodes
 logger = logging.getLogger(__name__)
 
 LOOP_HEAD = "loop.iteration"
+# A worker runs a chain's next node itself (no broker hop) for up to this long per message...
+INLINE_BUDGET_S = 2.0
+# ...and a released-for-inline node not claimed within this time is sent by the waker.
+INLINE_GRACE_S = 10.0
+_local = threading.local()
 LEASE_GRACE_S = 60
 DEFAULT_TIMEOUT_S = 300.0
 MAX_EVENT_OUTPUT = 8 * 1024
@@ -133,6 +138,7 @@ class Effects:
     events: list[InstanceEvent] = field(default_factory=list)
     enqueue: list[tuple[str, str, str]] = field(default_factory=list)
     checks: set[str] = field(default_factory=set)  # iteration keys whose scope may be complete
+    inline: tuple[str, str, str] | None = None  # the successor this worker runs next, without a message
 
     def event(
         self, instance_id: str, type_: str, node_id: str = "", iteration: str = "", **data: Any
@@ -156,9 +162,11 @@ class Effects:
             InstanceEvent.objects.bulk_create(self.events)
 
     def after_commit(self) -> None:
-        enqueue, published = list(self.enqueue), list(self.events)
+        enqueue, published, inline = list(self.enqueue), list(self.events), self.inline
 
         def send() -> None:
+            if inline is not None:
+                _local.next = inline
             from apps.workflows.tasks import execute_node
 
             for instance_id, node_id, iteration in enqueue:
@@ -224,8 +232,8 @@ def start(instance: WorkflowInstance, graph: graphs.Graph) -> WorkflowInstance:
 # --- executing one node -------------------------------------------------------------------------------
 _CLAIM_SQL = """
 UPDATE {table} SET status = %s, lease_owner = %s, lease_expires_at = %s, attempt = attempt + 1,
-       started_at = COALESCE(started_at, %s)
- WHERE instance_id = %s AND node_id = %s AND iteration = %s AND status = %s AND deferred = %s
+       started_at = COALESCE(started_at, %s), deferred = FALSE
+ WHERE instance_id = %s AND node_id = %s AND iteration = %s AND status = %s AND (deferred = %s OR %s)
 RETURNING id, attempt, state
 """
 
@@ -244,7 +252,7 @@ SELECT claimed.id, claimed.attempt, claimed.state, (SELECT id FROM journal) FROM
 
 
 def _claim(
-    instance_id: str, node_id: str, iteration: str, owner: str, lease_s: float
+    instance_id: str, node_id: str, iteration: str, owner: str, lease_s: float, *, continuation: bool = False
 ) -> tuple[int, int, Any, InstanceEvent | None] | None:
     """Claim a queued node; returns (row id, attempt, state, its journal row if already written)."""
     now = timezone.now()
@@ -267,6 +275,7 @@ def _claim(
                 iteration,
                 QUEUED,
                 False,
+                continuation,
                 *extra,
             ],
         )
@@ -356,8 +365,36 @@ def _node_timeout(node: dict[str, Any]) -> float:
     return float(node.get("timeout_s") or DEFAULT_TIMEOUT_S)
 
 
-def execute(instance_id: str, node_id: str, iteration: str = "", *, owner: str | None = None) -> str | None:
-    """Run one node of one run; returns the status it ended in (None when there was nothing to do)."""
+def run_task(instance_id: str, node_id: str, iteration: str = "") -> str | None:
+    """The Celery task's body: run the node, then keep running a chain's single released successor
+    in this worker (no broker round trip) until the time budget is spent."""
+    deadline = time.monotonic() + INLINE_BUDGET_S
+    target: tuple[str, str, str] | None = (str(instance_id), node_id, iteration)
+    status = None
+    first = True
+    while target is not None:
+        _local.inline = time.monotonic() < deadline
+        _local.next = None
+        try:
+            status = execute(*target, continuation=not first)
+        finally:
+            _local.inline = False
+        target, first = _local.next, False
+    return status
+
+
+def execute(
+    instance_id: str,
+    node_id: str,
+    iteration: str = "",
+    *,
+    owner: str | None = None,
+    continuation: bool = False,
+) -> str | None:
+    """Run one node of one run; returns the status it ended in (None when there was nothing to do).
+
+    ``continuation``: this worker released the node for itself (it is queued but "deferred").
+    """
     instance_id = str(instance_id)
     owner = owner or worker_id()
     run = run_data(instance_id)
@@ -368,7 +405,9 @@ def execute(instance_id: str, node_id: str, iteration: str = "", *, owner: str |
     node = g.nodes[node_id]
     node_type = nodes.get(g.node_type(node_id))
     timeout = _node_timeout(node)
-    claimed = _claim(instance_id, node_id, iteration, owner, timeout + LEASE_GRACE_S)
+    claimed = _claim(
+        instance_id, node_id, iteration, owner, timeout + LEASE_GRACE_S, continuation=continuation
+    )
     if claimed is None:
         return None  # already claimed, finished, canceled, or not yet due: the message was only a hint
     run_id, attempt, state, running_event = claimed
@@ -643,6 +682,12 @@ UPDATE {table} SET
     WHEN status = %s AND active + %s > 0 AND (remaining - %s = 0 OR wait_any) THEN %s
     WHEN status = %s AND remaining - %s = 0 AND active + %s = 0 THEN %s
     ELSE status END,
+  deferred = CASE
+    WHEN status = %s AND active + %s > 0 AND (remaining - %s = 0 OR wait_any) THEN %s
+    ELSE deferred END,
+  available_at = CASE
+    WHEN status = %s AND active + %s > 0 AND (remaining - %s = 0 OR wait_any) THEN %s
+    ELSE available_at END,
   remaining = remaining - %s,
   active = active + %s
  WHERE instance_id = %s AND iteration = %s AND node_id IN ({targets})
@@ -655,6 +700,10 @@ def _settle(run: RunData, source: str, iteration: str, status: str, route: str, 
     g = run.graph
     queue: list[tuple[str, str, str]] = [(source, status, route)]
     touched: dict[str, str] = {}  # target -> its status after the last update that touched it
+    # A single successor may be run by this same worker right after commit (see run_task): it is
+    # released "deferred" with a short available_at, so if this worker dies first, the waker sends it.
+    inline = getattr(_local, "inline", False) and len({e.target for e in g.settles(source)}) == 1
+    inline_until = timezone.now() + timedelta(seconds=INLINE_GRACE_S) if inline else None
     while queue:
         src, src_status, src_route = queue.pop(0)
         groups: dict[tuple[int, int], list[str]] = {}
@@ -667,6 +716,7 @@ def _settle(run: RunData, source: str, iteration: str, status: str, route: str, 
             groups.setdefault((dec, inc), []).append(target)
         for (dec, inc), targets in sorted(groups.items()):
             sql = _SETTLE_SQL.format(table=NodeRun._meta.db_table, targets=", ".join(["%s"] * len(targets)))
+            defer = inline and src == source
             params = [
                 PENDING,
                 inc,
@@ -676,6 +726,14 @@ def _settle(run: RunData, source: str, iteration: str, status: str, route: str, 
                 dec,
                 inc,
                 SKIPPED,
+                PENDING,
+                inc,
+                dec,
+                defer,
+                PENDING,
+                inc,
+                dec,
+                inline_until if defer else None,
                 dec,
                 inc,
                 _db_id(run.instance_id),
@@ -695,7 +753,10 @@ def _settle(run: RunData, source: str, iteration: str, status: str, route: str, 
                     released = new_status == QUEUED and remaining == 0
                 if released:
                     fx.node_event(run.instance_id, node_id, iteration, QUEUED, attempt=0)
-                    fx.enqueue.append((run.instance_id, node_id, iteration))
+                    if inline and src == source:
+                        fx.inline = (run.instance_id, node_id, iteration)
+                    else:
+                        fx.enqueue.append((run.instance_id, node_id, iteration))
                 elif new_status == SKIPPED and remaining == 0 and active == 0:
                     fx.node_event(run.instance_id, node_id, iteration, SKIPPED)
                     queue.append((node_id, SKIPPED, ""))
