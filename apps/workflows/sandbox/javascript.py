@@ -62,15 +62,17 @@ def _bwrap_prefix() -> list[str]:
     for path in sorted(roots):
         if os.path.exists(path):
             binds += ["--ro-bind", path, path]
+    # Order matters: bwrap mounts in sequence, so the empty /tmp comes first and the read-only binds
+    # (the project and its virtualenv may live under /tmp, as in CI's clean clones) on top of it.
     return [
         bwrap,
-        *binds,
         "--proc",
         "/proc",
         "--dev",
         "/dev",
         "--tmpfs",
         "/tmp",  # noqa: S108 - a fresh, empty tmpfs inside the sandbox, not the host's /tmp
+        *binds,
         "--unshare-all",
         "--die-with-parent",
         "--new-session",
@@ -87,7 +89,8 @@ def _command() -> list[str]:
     python = [sys.executable, "-I", str(RUNNER)]
     prefix = _bwrap_prefix()
     if prefix and _BWRAP_OK is None:
-        probe = subprocess.run([*prefix, sys.executable, "-I", "-c", "pass"], capture_output=True, timeout=20)  # noqa: S603
+        check = f"import os, py_mini_racer; assert os.path.exists({str(RUNNER)!r})"
+        probe = subprocess.run([*prefix, sys.executable, "-I", "-c", check], capture_output=True, timeout=20)  # noqa: S603
         _BWRAP_OK = probe.returncode == 0
     return [*prefix, *python] if prefix and _BWRAP_OK else python
 
