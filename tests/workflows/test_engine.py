@@ -420,3 +420,44 @@ def test_retry_from_failed_node_keeps_succeeded_outputs(embedded_worker, owner_t
 def test_empty_graph_succeeds_at_once(run_graph):
     instance = run_graph({"nodes": [], "edges": []})
     assert instance.status == "succeeded" and instance.output is None
+
+
+def test_error_model_continue_on_switch_takes_default(run_graph):
+    graph = g(
+        [
+            {"id": "start", "type": "start"},
+            {
+                "id": "s",
+                "type": "switch",
+                "on_error": "continue",
+                "inputs": {"value": "x", "cases": [{"id": "a", "operator": "matches_regex", "value": "("}]},
+            },
+            {"id": "a_end", "type": "end", "inputs": {"output": "a"}},
+            {"id": "d_end", "type": "end", "inputs": {"output": "default"}},
+        ],
+        [("start", "s"), ("s", "a_end", "a"), ("s", "d_end", "default")],
+    )
+    instance = run_graph(graph)
+    assert instance.status == "succeeded" and instance.output == "default"
+    assert nodes(instance)["s"] == "failed" and nodes(instance)["a_end"] == "skipped"
+
+
+def test_error_model_continue_on_loop_takes_completed(run_graph):
+    graph = _loop_graph({"type": "fanout"})
+    graph["nodes"][1]["inputs"]["max_iterations"] = 1
+    graph["nodes"][1]["on_error"] = "continue"
+    graph["nodes"][3]["inputs"]["output"] = "{{l.error.code}}"
+    instance = run_graph(graph, {"items": [1, 2]})
+    assert instance.status == "succeeded" and instance.output == "too_many_items"
+    assert nodes(instance)["l"] == "failed"
+    assert not NodeRun.objects.filter(instance=instance, node_id="b").exists()  # the body never ran
+
+
+def test_error_model_continue_on_javascript_takes_success(run_graph):
+    graph = _around(
+        {"type": "javascript", "inputs": {"code": "throw new Error('boom')"}}, on_error="continue"
+    )
+    graph["nodes"][2]["inputs"] = {"value": "{{x.error.message}}"}
+    instance = run_graph(graph)
+    assert instance.status == "succeeded"
+    assert "boom" in instance.output
