@@ -45,6 +45,7 @@ def test_an_unclaimed_inline_successor_is_sent_by_the_waker(instance):
         runtime._local.inline = False
     b = NodeRun.objects.get(instance=instance, node_id="b")
     assert (b.status, b.deferred) == ("queued", True)
+    assert b.available_at is not None
     assert b.available_at > timezone.now() + timedelta(seconds=runtime.INLINE_GRACE_S - 2)
     assert runtime.execute(iid, "b") is None  # a plain message does not claim it early
     assert runtime.wake_due() == 0  # not due yet
