@@ -139,6 +139,7 @@ class Effects:
     enqueue: list[tuple[str, str, str]] = field(default_factory=list)
     checks: set[str] = field(default_factory=set)  # iteration keys whose scope may be complete
     inline: tuple[str, str, str] | None = None  # the successor this worker runs next, without a message
+    _written: int = 0
 
     def event(
         self, instance_id: str, type_: str, node_id: str = "", iteration: str = "", **data: Any
@@ -156,10 +157,13 @@ class Effects:
         self.event(instance_id, f"node.{status}", node_id, iteration, status=status, **data)
 
     def write(self) -> None:
-        if len(self.events) == 1:
-            self.events[0].save(force_insert=True)  # no transaction of its own (bulk_create opens one)
-        elif self.events:
-            InstanceEvent.objects.bulk_create(self.events)
+        """Insert the journal rows not written yet (a transaction may write in two steps)."""
+        pending = self.events[self._written :]
+        self._written = len(self.events)
+        if len(pending) == 1:
+            pending[0].save(force_insert=True)  # no transaction of its own (bulk_create opens one)
+        elif pending:
+            InstanceEvent.objects.bulk_create(pending)
 
     def after_commit(self) -> None:
         enqueue, published, inline = list(self.enqueue), list(self.events), self.inline
@@ -169,8 +173,10 @@ class Effects:
                 _local.next = inline
             from apps.workflows.tasks import execute_node
 
-            for instance_id, node_id, iteration in enqueue:
-                execute_node.delay(instance_id, node_id, iteration)
+            if enqueue:
+                with execute_node.app.producer_or_acquire() as producer:  # one connection for a fan-out
+                    for instance_id, node_id, iteration in enqueue:
+                        execute_node.apply_async((instance_id, node_id, iteration), producer=producer)
             events.publish(published)
 
         transaction.on_commit(send)
@@ -536,11 +542,18 @@ def _succeed(
         if not saved:
             return None  # lost the lease, or the run was canceled meanwhile
         fx.node_event(run.instance_id, node_id, iteration, SUCCEEDED, attempt=attempt, output=output)
+        _write_before_joins(run, node_id, fx)
         _settle(run, node_id, iteration, SUCCEEDED, route, fx)
         fx.write()
         fx.after_commit()
     _check_scopes(run.instance_id, fx)
     return SUCCEEDED
+
+
+def _write_before_joins(run: RunData, node_id: str, fx: Effects) -> None:
+    """Settling a join locks its row until commit; journal first so the lock is held briefly."""
+    if any(run.graph.in_count(e.target) > 1 for e in run.graph.settles(node_id)):
+        fx.write()
 
 
 def _failed(
@@ -637,6 +650,7 @@ def _fail(
                 run.instance_id, FAILED, fx, error={**error, "node_id": node_id, "iteration": iteration}
             )
         else:
+            _write_before_joins(run, node_id, fx)
             _settle(run, node_id, iteration, FAILED, route, fx)
         fx.write()
         fx.after_commit()
