@@ -526,18 +526,9 @@ def _succeed(
 ) -> str | None:
     fx = Effects()
     with transaction.atomic():
-        filters: dict[str, Any] = {"pk": run_id, "status": from_status}
-        if from_status == RUNNING:
-            filters["lease_owner"] = owner
-        saved = NodeRun.objects.filter(**filters).update(
-            status=SUCCEEDED,
-            output=output,
-            route=route,
-            input=inputs,
-            error=None,
-            ended_at=timezone.now(),
-            lease_owner="",
-            lease_expires_at=None,
+        owned_by = owner if from_status == RUNNING else None
+        saved = _save_result(
+            run_id, from_status, owned_by, SUCCEEDED, output=output, route=route, input=inputs
         )
         if not saved:
             return None  # lost the lease, or the run was canceled meanwhile
@@ -548,6 +539,19 @@ def _succeed(
         fx.after_commit()
     _check_scopes(run.instance_id, fx)
     return SUCCEEDED
+
+
+def _save_result(run_id: int, from_status: str, owner: str | None, status: str, **fields: Any) -> bool:
+    """End a node run, guarded by its status and (when it is running) by its lease owner."""
+    filters: dict[str, Any] = {"pk": run_id, "status": from_status}
+    if owner is not None:
+        filters["lease_owner"] = owner
+    fields.setdefault("error", None)
+    return bool(
+        NodeRun.objects.filter(**filters).update(
+            status=status, ended_at=timezone.now(), lease_owner="", lease_expires_at=None, **fields
+        )
+    )
 
 
 def _write_before_joins(run: RunData, node_id: str, fx: Effects) -> None:
@@ -630,19 +634,7 @@ def _fail(
     route = {"route": "error", "continue": node_type.continue_route(g.inputs(node_id))}.get(mode, "")
     fx = Effects()
     with transaction.atomic():
-        filters: dict[str, Any] = {"pk": run_id, "status": from_status}
-        if owner is not None:
-            filters["lease_owner"] = owner
-        saved = NodeRun.objects.filter(**filters).update(
-            status=FAILED,
-            error=error,
-            route=route,
-            input=inputs,
-            ended_at=timezone.now(),
-            lease_owner="",
-            lease_expires_at=None,
-        )
-        if not saved:
+        if not _save_result(run_id, from_status, owner, FAILED, error=error, route=route, input=inputs):
             return None
         fx.node_event(run.instance_id, node_id, iteration, FAILED, attempt=attempt, error=error)
         if mode == "fail":
