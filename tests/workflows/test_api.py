@@ -254,3 +254,69 @@ def test_random_graphs_never_500(ctx, graph):
     assert r.status_code in (201, 400), r.content
     if r.status_code == 400:
         assert "graph" in r.json()["error"]["details"] or r.json()["error"]["details"]
+
+
+BATTERY = {
+    "cycle": (
+        {
+            "nodes": [{"id": "a", "type": "fanout"}, {"id": "b", "type": "fanout"}],
+            "edges": [{"from": "a", "to": "b"}, {"from": "b", "to": "a"}],
+        },
+        "a",
+        "edges",
+    ),
+    "dangling-edge": (
+        {"nodes": [{"id": "a", "type": "start"}], "edges": [{"from": "a", "to": "ghost"}]},
+        "a",
+        "edges[0]",
+    ),
+    "duplicate-id": (
+        {"nodes": [{"id": "a", "type": "start"}, {"id": "a", "type": "end"}], "edges": []},
+        "a",
+        "id",
+    ),
+    "unknown-type": ({"nodes": [{"id": "a", "type": "teleport"}], "edges": []}, "a", "type"),
+    "bad-handle": (
+        {
+            "nodes": [
+                {"id": "c", "type": "condition", "inputs": {"left": 1, "operator": "equals", "right": 1}},
+                {"id": "e", "type": "end"},
+            ],
+            "edges": [{"source": "c", "target": "e", "sourceHandle": "maybe"}],
+        },
+        "c",
+        "edges[0].sourceHandle",
+    ),
+    "non-ancestor-reference": (
+        {
+            "nodes": [
+                {"id": "s", "type": "start"},
+                {"id": "a", "type": "fanout"},
+                {"id": "b", "type": "fanout", "inputs": {"value": "{{a.value}}"}},
+            ],
+            "edges": [{"from": "s", "to": "a"}, {"from": "s", "to": "b"}],
+        },
+        "b",
+        "inputs",
+    ),
+    "schema-invalid-input": (
+        {"nodes": [{"id": "l", "type": "loop", "inputs": {"items": [], "concurrency": 0}}], "edges": []},
+        "l",
+        "inputs.concurrency",
+    ),
+}
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("case", sorted(BATTERY))
+def test_validation_battery_is_400_naming_node_and_field(ctx, case):
+    client, w, _ = ctx
+    graph, node_id, field = BATTERY[case]
+    error = assert_error(
+        client.post(f"{w}/", {"name": case, "graph": graph}, format="json"), 400, "validation_error"
+    )
+    problems = error["details"]["graph"]
+    assert any(p["node_id"] == node_id and p["field"] == field for p in problems), problems
+    assert node_id in error["message"]
+    checked = client.post(f"{w}/validate/", {"graph": graph}, format="json").json()
+    assert checked["valid"] is False and checked["errors"] == problems
