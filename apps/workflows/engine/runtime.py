@@ -511,6 +511,131 @@ def execute(
     return _retry_db(lambda: _succeed(run, node_id, iteration, run_id, owner, attempt, inputs, result, route))
 
 
+# PostgreSQL, when every out-edge of the node is active (so settling can release but never skip):
+# save the output, settle the successors and journal both in ONE statement, atomic on its own.
+_FINISH_SQL = """
+WITH me AS (
+  UPDATE {runs} SET status = 'succeeded', output = %(output)s, route = %(route)s, input = %(input)s,
+         error = NULL, ended_at = %(now)s, lease_owner = '', lease_expires_at = NULL
+   WHERE id = %(run_id)s AND status = 'running' AND lease_owner = %(owner)s
+  RETURNING id
+), t AS (
+  UPDATE {runs} AS r SET
+    status = CASE WHEN r.status = 'pending' AND r.active + v.inc > 0
+                       AND (r.remaining - v.dec = 0 OR r.wait_any)
+                  THEN 'queued' ELSE r.status END,
+    deferred = CASE WHEN r.status = 'pending' AND r.active + v.inc > 0
+                         AND (r.remaining - v.dec = 0 OR r.wait_any)
+                    THEN %(defer)s ELSE r.deferred END,
+    available_at = CASE WHEN r.status = 'pending' AND r.active + v.inc > 0
+                             AND (r.remaining - v.dec = 0 OR r.wait_any)
+                        THEN %(until)s ELSE r.available_at END,
+    remaining = r.remaining - v.dec,
+    active = r.active + v.inc
+  FROM (VALUES {values}) AS v(node_id, dec, inc)
+  WHERE r.instance_id = %(iid)s AND r.iteration = %(iteration)s AND r.node_id = v.node_id
+    AND EXISTS (SELECT 1 FROM me)
+  RETURNING r.node_id, r.status, r.remaining, r.active, r.wait_any, v.inc
+), released AS (
+  SELECT node_id FROM t
+   WHERE t.status = 'queued'
+     AND ((t.wait_any AND t.inc > 0 AND t.active - t.inc = 0) OR (NOT t.wait_any AND t.remaining = 0))
+), ev AS (
+  INSERT INTO {events} (instance_id, type, node_id, iteration, data, at)
+  SELECT %(iid)s, 'node.succeeded', %(node_id)s, %(iteration)s, %(data)s, %(now)s FROM me
+  UNION ALL
+  SELECT %(iid)s, 'node.queued', released.node_id, %(iteration)s, %(queued)s, %(now)s FROM released
+  RETURNING id, type, node_id, data
+)
+SELECT 'ev', id, type, node_id, data, NULL::int, NULL::int, NULL::bool FROM ev
+UNION ALL
+SELECT 't', NULL, status, node_id, NULL::jsonb, remaining, active, wait_any FROM t
+"""
+
+
+def _succeed_in_one_statement(
+    run: RunData,
+    node_id: str,
+    iteration: str,
+    run_id: int,
+    owner: str,
+    attempt: int,
+    inputs: Any,
+    output: Any,
+    route: str,
+) -> tuple[bool, str | None]:
+    """The single-statement finish; (False, None) when it does not apply and the general path must run."""
+    edges = run.graph.settles(node_id)
+    if connection.vendor != "postgresql" or not edges or connection.in_atomic_block:
+        return False, None
+    if not all(graphs.edge_active(e, SUCCEEDED, route) for e in edges):
+        return False, None  # a target could be skipped: that propagates, so it takes a transaction
+    from psycopg.types.json import Jsonb
+
+    counts: dict[str, int] = {}
+    for edge in edges:
+        counts[edge.target] = counts.get(edge.target, 0) + 1
+    inline = getattr(_local, "inline", False) and len(counts) == 1
+    fx = Effects()
+    fx.node_event(run.instance_id, node_id, iteration, SUCCEEDED, attempt=attempt, output=output)
+    now = timezone.now()
+    params: dict[str, Any] = {
+        "output": Jsonb(output),
+        "route": route,
+        "input": Jsonb(inputs),
+        "now": now,
+        "run_id": run_id,
+        "owner": owner,
+        "defer": inline,
+        "until": now + timedelta(seconds=INLINE_GRACE_S) if inline else None,
+        "iid": _uuid(run.instance_id),
+        "iteration": iteration,
+        "node_id": node_id,
+        "data": Jsonb(fx.events[0].data),
+        "queued": Jsonb({"status": QUEUED, "attempt": 0}),
+    }
+    values = []
+    for i, (target, n) in enumerate(sorted(counts.items())):
+        params[f"t{i}"], params[f"n{i}"] = target, n
+        values.append(f"(%(t{i})s::text, %(n{i})s::int, %(n{i})s::int)")
+    sql = _FINISH_SQL.format(
+        runs=NodeRun._meta.db_table, events=InstanceEvent._meta.db_table, values=", ".join(values)
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        rows = cursor.fetchall()
+    if not rows:
+        return True, None  # lost the lease, or the run was canceled meanwhile
+    fx.events = []
+    touched: dict[str, str] = {}
+    for kind, event_id, text, target, data, _remaining, _active, _wait_any in rows:
+        if kind == "ev":
+            fx.events.append(
+                InstanceEvent(
+                    id=event_id,
+                    instance_id=_uuid(run.instance_id),
+                    type=text,
+                    node_id=target,
+                    iteration=iteration,
+                    data=data,
+                    at=now,
+                )
+            )
+            if text == "node.queued":
+                if inline:
+                    fx.inline = (run.instance_id, target, iteration)
+                else:
+                    fx.enqueue.append((run.instance_id, target, iteration))
+        else:
+            touched[target] = text
+    fx._written = len(fx.events)
+    if not any(status in NODE_OPEN for status in touched.values()):
+        fx.checks.add(iteration)
+    fx.after_commit()
+    _check_scopes(run.instance_id, fx)
+    return True, SUCCEEDED
+
+
 def _succeed(
     run: RunData,
     node_id: str,
@@ -524,6 +649,12 @@ def _succeed(
     *,
     from_status: str = RUNNING,
 ) -> str | None:
+    if from_status == RUNNING:
+        done, status = _succeed_in_one_statement(
+            run, node_id, iteration, run_id, owner, attempt, inputs, output, route
+        )
+        if done:
+            return status
     fx = Effects()
     with transaction.atomic():
         owned_by = owner if from_status == RUNNING else None
