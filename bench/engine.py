@@ -47,7 +47,9 @@ def reset_database() -> None:
         conn.execute(f"CREATE DATABASE {DB}")
 
 
-def start_workers(argv: list[str], count: int, logdir: Path, name: str) -> list[subprocess.Popen[bytes]]:
+def start_workers(
+    argv: list[str], count: int, logdir: Path, name: str, env: dict[str, str] | None = None
+) -> list[subprocess.Popen[bytes]]:
     procs = []
     for i in range(count):
         log = logdir / f"{name}{i}.log"
@@ -67,6 +69,7 @@ def start_workers(argv: list[str], count: int, logdir: Path, name: str) -> list[
             subprocess.Popen(
                 cmd,
                 cwd=ROOT,
+                env={**os.environ, **(env or {})},
                 stdout=log.open("wb"),
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
@@ -197,21 +200,37 @@ def main() -> None:
 
     logdir = Path(tempfile.mkdtemp(prefix="jetadmin-bench-"))
     pool = ["-P", "prefork", "-c", str(args.concurrency)]
-    engine_workers = start_workers(["-A", "jetadmin", "worker", *pool], args.workers, logdir, "engine")
+    engine_argv = ["-A", "jetadmin", "worker", *pool]
     raw_workers = start_workers(
         ["-A", "bench.rawcelery", "worker", *pool, "-Q", "rawbench"], args.workers, logdir, "raw"
     )
     try:
         w1, w3 = chain_graph(40), fan_graph(200)
-        run_engine(w1, tenant, actor), run_raw_chain(40)  # warm up: imports, connections, caches
-        run_engine(w3, tenant, actor), run_raw_chord(200)
-        e1 = statistics.median(run_engine(w1, tenant, actor) for _ in range(args.runs))
+        run_raw_chain(40), run_raw_chord(200)  # warm up
         r1 = statistics.median(run_raw_chain(40) for _ in range(args.runs))
-        e3 = statistics.median(run_engine(w3, tenant, actor) for _ in range(args.runs))
         r3 = statistics.median(run_raw_chord(200) for _ in range(args.runs))
-        stmts = statements_per_node(tenant, actor)
+        # Without inline continuation every node is one broker hop, like the raw chain.
+        engine_workers = start_workers(
+            engine_argv, args.workers, logdir, "hop", {"JETADMIN_INLINE_BUDGET_S": "0"}
+        )
+        try:
+            run_engine(w1, tenant, actor)
+            h1 = statistics.median(run_engine(w1, tenant, actor) for _ in range(args.runs))
+        finally:
+            stop(engine_workers)
+        engine_workers = start_workers(engine_argv, args.workers, logdir, "engine")
+        try:
+            (
+                run_engine(w1, tenant, actor),
+                run_engine(w3, tenant, actor),
+            )  # warm up: imports, connections, caches
+            e1 = statistics.median(run_engine(w1, tenant, actor) for _ in range(args.runs))
+            e3 = statistics.median(run_engine(w3, tenant, actor) for _ in range(args.runs))
+            stmts = statements_per_node(tenant, actor)
+        finally:
+            stop(engine_workers)
     finally:
-        stop(engine_workers + raw_workers)
+        stop(raw_workers)
 
     nodes_w3 = 202
     print(
@@ -220,7 +239,11 @@ def main() -> None:
     )
     print(
         f"W1 40-node chain : engine {e1 * 1000:7.1f} ms | raw Celery chain {r1 * 1000:7.1f} ms | "
-        f"ratio {e1 / r1:5.2f} | {(e1 - r1) / 40 * 1000:5.2f} ms/node over raw"
+        f"ratio {e1 / r1:5.2f} | {(e1 - r1) / 40 * 1000:5.2f} ms/node over raw  (chain runs inline)"
+    )
+    print(
+        f"W1, a broker hop per node: engine {h1 * 1000:7.1f} ms | ratio {h1 / r1:5.2f} | "
+        f"{(h1 - r1) / 40 * 1000:5.2f} ms/node over raw  (JETADMIN_INLINE_BUDGET_S=0)"
     )
     print(
         f"W3 200-way fan   : engine {e3 * 1000:7.1f} ms ({nodes_w3 / e3:6.0f} nodes/s) | raw chord "

@@ -60,7 +60,7 @@ logger = logging.getLogger(__name__)
 
 LOOP_HEAD = "loop.iteration"
 # A worker runs a chain's next node itself (no broker hop) for up to this long per message...
-INLINE_BUDGET_S = 2.0
+INLINE_BUDGET_S = float(os.environ.get("JETADMIN_INLINE_BUDGET_S", "2.0"))  # 0 turns it off
 # ...and a released-for-inline node not claimed within this time is sent by the waker.
 INLINE_GRACE_S = 10.0
 _local = threading.local()
@@ -379,7 +379,7 @@ def run_task(instance_id: str, node_id: str, iteration: str = "") -> str | None:
     status = None
     first = True
     while target is not None:
-        _local.inline = time.monotonic() < deadline
+        _local.inline = INLINE_BUDGET_S > 0 and time.monotonic() < deadline
         _local.next = None
         try:
             status = execute(*target, continuation=not first)
