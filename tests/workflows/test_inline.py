@@ -58,3 +58,10 @@ def test_an_unclaimed_inline_successor_is_sent_by_the_waker(instance):
         assert (b.status, b.deferred, b.attempt) == ("succeeded", False, 1)
     finally:
         embedded.quiesce()
+
+
+def test_budget_zero_sends_every_node_through_the_broker(instance, settings):
+    settings.JETADMIN_INLINE_BUDGET_S = 0
+    assert runtime.run_task(str(instance.id), "start") == "succeeded"
+    a = NodeRun.objects.get(instance=instance, node_id="a")
+    assert (a.status, a.deferred, a.available_at) == ("queued", False, None)

@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, TypeVar
 
+from django.conf import settings
 from django.db import OperationalError, connection, transaction
 from django.utils import timezone
 
@@ -59,8 +60,8 @@ from apps.workflows.nodes import base as nodes
 logger = logging.getLogger(__name__)
 
 LOOP_HEAD = "loop.iteration"
-# A worker runs a chain's next node itself (no broker hop) for up to this long per message...
-INLINE_BUDGET_S = float(os.environ.get("JETADMIN_INLINE_BUDGET_S", "2.0"))  # 0 turns it off
+# A worker runs a chain's next node itself (no broker hop) for up to
+# settings.JETADMIN_INLINE_BUDGET_S per message (0 turns it off)...
 # ...and a released-for-inline node not claimed within this time is sent by the waker.
 INLINE_GRACE_S = 10.0
 _local = threading.local()
@@ -374,12 +375,13 @@ def _node_timeout(node: dict[str, Any]) -> float:
 def run_task(instance_id: str, node_id: str, iteration: str = "") -> str | None:
     """The Celery task's body: run the node, then keep running a chain's single released successor
     in this worker (no broker round trip) until the time budget is spent."""
-    deadline = time.monotonic() + INLINE_BUDGET_S
+    budget = settings.JETADMIN_INLINE_BUDGET_S
+    deadline = time.monotonic() + budget
     target: tuple[str, str, str] | None = (str(instance_id), node_id, iteration)
     status = None
     first = True
     while target is not None:
-        _local.inline = INLINE_BUDGET_S > 0 and time.monotonic() < deadline
+        _local.inline = budget > 0 and time.monotonic() < deadline
         _local.next = None
         try:
             status = execute(*target, continuation=not first)
