@@ -54,6 +54,15 @@ def graph_build(raw: Any) -> graphs.Graph:
         ) from None
 
 
+def graph_problems(raw: Any) -> list[dict[str, Any]]:
+    """Every problem of a graph as ``{node_id, field, message}``; empty when it is valid."""
+    try:
+        graphs.build(raw)
+    except graphs.GraphInvalid as exc:
+        return [e.as_dict() for e in exc.errors]
+    return []
+
+
 def graph_normalized(raw: Any) -> dict[str, Any]:
     data, _ = graphs.normalize(raw)
     return data

@@ -12,9 +12,9 @@ from rest_framework.response import Response
 from apps.tenancy.api.base import APIView, TenantAPIView
 from apps.tenancy.api.views import _valid
 from apps.workflows import selectors, services
-from apps.workflows.engine import graph as graphs
 from apps.workflows.models import InstanceStatus, WorkflowInstance
 from apps.workflows.nodes import REGISTRY
+from jetadmin.api.errors import ApplicationError
 
 from . import serializers as s
 
@@ -97,12 +97,8 @@ class WorkflowValidateView(TenantAPIView):
         summary="Validate a graph without saving it", request=s.GraphInput, responses=s.ValidateOutput
     )
     def post(self, request: Request, tenant_id: Any) -> Response:
-        data = _valid(s.GraphInput, request)
-        try:
-            graphs.build(data["graph"])
-        except graphs.GraphInvalid as exc:
-            return Response({"valid": False, "errors": [e.as_dict() for e in exc.errors]})
-        return Response({"valid": True, "errors": []})
+        problems = services.graph_problems(_valid(s.GraphInput, request)["graph"])
+        return Response({"valid": not problems, "errors": problems})
 
 
 class WorkflowVersionListView(TenantAPIView):
@@ -197,8 +193,6 @@ class InstanceEventListView(TenantAPIView):
         except ValueError:
             after = -1
         if after < 0:
-            from jetadmin.api.errors import ApplicationError
-
             raise ApplicationError(
                 "after must be a non-negative integer.", details={"after": ["Not an integer."]}
             )
