@@ -236,6 +236,25 @@ def start(instance: WorkflowInstance, graph: graphs.Graph) -> WorkflowInstance:
     return instance
 
 
+@dataclass
+class Attempt:
+    """One claimed execution of a node: whose lease it is and what it ran with.
+
+    ``owner`` None means the end of the node is not lease-guarded (a loop finishing from ``waiting``).
+    """
+
+    run: RunData
+    node_id: str
+    iteration: str
+    run_id: int
+    owner: str | None
+    attempt: int
+    inputs: Any = None
+
+    def fields(self) -> tuple[RunData, str, str, int, str | None, int, Any]:
+        return self.run, self.node_id, self.iteration, self.run_id, self.owner, self.attempt, self.inputs
+
+
 # --- executing one node -------------------------------------------------------------------------------
 _CLAIM_SQL = """
 UPDATE {table} SET status = %s, lease_owner = %s, lease_expires_at = %s, attempt = attempt + 1,
@@ -419,6 +438,7 @@ def execute(
     if claimed is None:
         return None  # already claimed, finished, canceled, or not yet due: the message was only a hint
     run_id, attempt, state, running_event = claimed
+    a = Attempt(run, node_id, iteration, run_id, owner, attempt)
 
     fx = Effects()
     if running_event is None:
@@ -435,7 +455,7 @@ def execute(
     inputs: Any = None
     try:
         data, upstream = _context(run, node_id, iteration, node_type)
-        inputs = templates.resolve(g.inputs(node_id), data, node_id=node_id)
+        inputs = a.inputs = templates.resolve(g.inputs(node_id), data, node_id=node_id)
         problems = graphs.validate_inputs(node_type, inputs, node_id=node_id)
         if problems:
             raise nodes.NodeError(
@@ -463,54 +483,28 @@ def execute(
         if time.monotonic() > deadline:
             raise NodeTimeout
     except NodeTimeout:
-        return _failed(
-            run,
-            node_id,
-            iteration,
-            run_id,
-            owner,
-            attempt,
-            inputs,
-            "timeout",
-            f"Node {node_id!r} ran past its timeout of {timeout:g} s.",
-            True,
-        )
+        return _failed(a, "timeout", f"Node {node_id!r} ran past its timeout of {timeout:g} s.", True)
     except templates.TemplateError as exc:
-        return _failed(
-            run, node_id, iteration, run_id, owner, attempt, inputs, "template_error", str(exc), False
-        )
+        return _failed(a, "template_error", str(exc), False)
     except nodes.NodeError as exc:
         retryable = exc.retryable and node_type.retryable
-        return _failed(
-            run, node_id, iteration, run_id, owner, attempt, inputs, exc.code, exc.message, retryable
-        )
+        return _failed(a, exc.code, exc.message, retryable)
     except Exception as exc:
         logger.exception("node %s of run %s raised", node_id, instance_id)
         message = f"{type(exc).__name__}: {exc}"[:2000]
-        return _failed(run, node_id, iteration, run_id, owner, attempt, inputs, "node_crashed", message, True)
+        return _failed(a, "node_crashed", message, True)
 
     if isinstance(result, nodes.Wait):
-        return _retry_db(lambda: _park(run, node_id, iteration, run_id, owner, attempt, inputs, result))
+        return _retry_db(lambda: _park(a, result))
     if isinstance(result, nodes.StartLoop):
-        return _retry_db(lambda: _start_loop(run, node_id, iteration, run_id, owner, attempt, inputs, result))
+        return _retry_db(lambda: _start_loop(a, result))
     result = nodes.thaw(result)
     try:
         json.dumps(result)
     except (TypeError, ValueError):
-        return _failed(
-            run,
-            node_id,
-            iteration,
-            run_id,
-            owner,
-            attempt,
-            inputs,
-            "bad_output",
-            f"Node {node_id!r} returned a value that is not JSON.",
-            False,
-        )
+        return _failed(a, "bad_output", f"Node {node_id!r} returned a value that is not JSON.", False)
     route = node_type.route(result, inputs)
-    return _retry_db(lambda: _succeed(run, node_id, iteration, run_id, owner, attempt, inputs, result, route))
+    return _retry_db(lambda: _succeed(a, result, route))
 
 
 # PostgreSQL, when every out-edge of the node is active (so settling can release but never skip):
@@ -555,18 +549,9 @@ SELECT 't', NULL, status, node_id, NULL::jsonb, remaining, active, wait_any FROM
 """
 
 
-def _succeed_in_one_statement(
-    run: RunData,
-    node_id: str,
-    iteration: str,
-    run_id: int,
-    owner: str,
-    attempt: int,
-    inputs: Any,
-    output: Any,
-    route: str,
-) -> tuple[bool, str | None]:
+def _succeed_in_one_statement(a: Attempt, output: Any, route: str) -> tuple[bool, str | None]:
     """The single-statement finish; (False, None) when it does not apply and the general path must run."""
+    run, node_id, iteration, run_id, owner, attempt, inputs = a.fields()
     edges = run.graph.settles(node_id)
     if connection.vendor != "postgresql" or not edges or connection.in_atomic_block:
         return False, None
@@ -638,31 +623,15 @@ def _succeed_in_one_statement(
     return True, SUCCEEDED
 
 
-def _succeed(
-    run: RunData,
-    node_id: str,
-    iteration: str,
-    run_id: int,
-    owner: str,
-    attempt: int,
-    inputs: Any,
-    output: Any,
-    route: str,
-    *,
-    from_status: str = RUNNING,
-) -> str | None:
-    if from_status == RUNNING:
-        done, status = _succeed_in_one_statement(
-            run, node_id, iteration, run_id, owner, attempt, inputs, output, route
-        )
+def _succeed(a: Attempt, output: Any, route: str, *, from_status: str = RUNNING) -> str | None:
+    run, node_id, iteration, run_id, owner, attempt, inputs = a.fields()
+    if from_status == RUNNING and owner is not None:
+        done, status = _succeed_in_one_statement(a, output, route)
         if done:
             return status
     fx = Effects()
     with transaction.atomic():
-        owned_by = owner if from_status == RUNNING else None
-        saved = _save_result(
-            run_id, from_status, owned_by, SUCCEEDED, output=output, route=route, input=inputs
-        )
+        saved = _save_result(run_id, from_status, owner, SUCCEEDED, output=output, route=route, input=inputs)
         if not saved:
             return None  # lost the lease, or the run was canceled meanwhile
         fx.node_event(run.instance_id, node_id, iteration, SUCCEEDED, attempt=attempt, output=output)
@@ -693,18 +662,8 @@ def _write_before_joins(run: RunData, node_id: str, fx: Effects) -> None:
         fx.write()
 
 
-def _failed(
-    run: RunData,
-    node_id: str,
-    iteration: str,
-    run_id: int,
-    owner: str,
-    attempt: int,
-    inputs: Any,
-    code: str,
-    message: str,
-    retryable: bool,
-) -> str | None:
+def _failed(a: Attempt, code: str, message: str, retryable: bool) -> str | None:
+    run, node_id, iteration, run_id, owner, attempt, inputs = a.fields()
     node = run.graph.nodes[node_id]
     policy = node.get("retry") or {}
     max_attempts = int(policy.get("max_attempts", 1))
@@ -746,21 +705,11 @@ def _failed(
             return QUEUED
 
         return _retry_db(requeue)
-    return _retry_db(lambda: _fail(run, node_id, iteration, run_id, owner, attempt, inputs, error))
+    return _retry_db(lambda: _fail(a, error))
 
 
-def _fail(
-    run: RunData,
-    node_id: str,
-    iteration: str,
-    run_id: int,
-    owner: str | None,
-    attempt: int,
-    inputs: Any,
-    error: dict[str, Any],
-    *,
-    from_status: str = RUNNING,
-) -> str | None:
+def _fail(a: Attempt, error: dict[str, Any], *, from_status: str = RUNNING) -> str | None:
+    run, node_id, iteration, run_id, owner, attempt, inputs = a.fields()
     g = run.graph
     mode = g.on_error(node_id)
     node_type = nodes.get(g.node_type(node_id))
@@ -783,16 +732,8 @@ def _fail(
     return FAILED
 
 
-def _park(
-    run: RunData,
-    node_id: str,
-    iteration: str,
-    run_id: int,
-    owner: str,
-    attempt: int,
-    inputs: Any,
-    wait: nodes.Wait,
-) -> str | None:
+def _park(a: Attempt, wait: nodes.Wait) -> str | None:
+    run, node_id, iteration, run_id, owner, attempt, inputs = a.fields()
     fx = Effects()
     with transaction.atomic():
         saved = NodeRun.objects.filter(pk=run_id, status=RUNNING, lease_owner=owner).update(
@@ -986,19 +927,11 @@ def cancel(instance_id: str, *, reason: str = "canceled") -> bool:
 
 
 # --- loops --------------------------------------------------------------------------------------------
-def _start_loop(
-    run: RunData,
-    node_id: str,
-    iteration: str,
-    run_id: int,
-    owner: str,
-    attempt: int,
-    inputs: Any,
-    loop: nodes.StartLoop,
-) -> str | None:
+def _start_loop(a: Attempt, loop: nodes.StartLoop) -> str | None:
+    run, node_id, iteration, run_id, owner, attempt, inputs = a.fields()
     count = len(loop.items)
     if count == 0:
-        return _succeed(run, node_id, iteration, run_id, owner, attempt, inputs, {"results": []}, "completed")
+        return _succeed(a, {"results": []}, "completed")
     fx = Effects()
     with transaction.atomic():
         saved = NodeRun.objects.filter(pk=run_id, status=RUNNING, lease_owner=owner).update(
@@ -1156,20 +1089,8 @@ def _finish_loop(run: RunData, loop_id: str, outer: str) -> None:
     )
     if row is None:
         return
-    _retry_db(
-        lambda: _succeed(
-            run,
-            loop_id,
-            outer,
-            row[0],
-            "",
-            row[1],
-            row[2],
-            {"results": results},
-            "completed",
-            from_status=WAITING,
-        )
-    )
+    loop = Attempt(run, loop_id, outer, row[0], None, row[1], row[2])  # not lease-guarded: it was waiting
+    _retry_db(lambda: _succeed(loop, {"results": results}, "completed", from_status=WAITING))
 
 
 # --- waking parked and backed-off nodes ------------------------------------------------------------
