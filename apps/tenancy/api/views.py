@@ -16,6 +16,7 @@ from rest_framework.throttling import ScopedRateThrottle
 from apps.tenancy import selectors, services
 from apps.tenancy.models import PERMISSIONS, AuthToken, Role, Tenant
 from jetadmin.api.errors import ApplicationError
+from jetadmin.api.inputs import parse_input
 
 from . import serializers as s
 from .base import APIView, TenantAPIView, client_ip, request_principal
@@ -33,16 +34,6 @@ def _role(tenant: Tenant, value: str) -> Role:
     return role
 
 
-def _valid(serializer_class: Any, request: Request, **kwargs: Any) -> dict[str, Any]:
-    if not isinstance(request.data, dict):
-        raise ApplicationError(
-            "Expected a JSON object.", details={"non_field_errors": ["Expected a JSON object."]}
-        )
-    serializer = serializer_class(data=request.data, **kwargs)
-    serializer.is_valid(raise_exception=True)
-    return serializer.validated_data
-
-
 # --- accounts -------------------------------------------------------------------------------------
 class AuthTokenView(APIView):
     permission_classes = [AllowAny]
@@ -56,7 +47,7 @@ class AuthTokenView(APIView):
         auth=[],
     )
     def post(self, request: Request) -> Response:
-        data = _valid(s.TokenInput, request)
+        data = parse_input(s.TokenInput, request)
         user = authenticate(request._request, username=data["username"], password=data["password"])
         if user is None:
             raise AuthenticationFailed(MSG_BAD_CREDENTIALS)
@@ -107,7 +98,7 @@ class InviteAcceptView(APIView):
         auth=[],
     )
     def post(self, request: Request) -> Response:
-        data = _valid(s.InviteAcceptInput, request)
+        data = parse_input(s.InviteAcceptInput, request)
         user, _ = request_principal(request)
         membership = services.invite_accept(
             raw_token=data["token"],
@@ -136,7 +127,7 @@ class TenantListView(APIView):
         responses={201: s.TenantOutput},
     )
     def post(self, request: Request) -> Response:
-        data = _valid(s.TenantInput, request)
+        data = parse_input(s.TenantInput, request)
         tenant = services.tenant_create(actor=self.actor(), name=data["name"])
         return Response(s.TenantOutput(tenant).data, status=status.HTTP_201_CREATED)
 
@@ -150,7 +141,7 @@ class TenantDetailView(TenantAPIView):
 
     @extend_schema(summary="Rename a tenant", request=s.TenantInput, responses=s.TenantOutput)
     def patch(self, request: Request, tenant_id: Any) -> Response:
-        data = _valid(s.TenantInput, request)
+        data = parse_input(s.TenantInput, request)
         tenant = services.tenant_update(actor=self.actor(), tenant=self.tenant, name=data["name"])
         return Response(s.TenantOutput(tenant).data)
 
@@ -172,7 +163,7 @@ class MemberListView(TenantAPIView):
         summary="Add an existing user as a member", request=s.MemberInput, responses={201: s.MembershipOutput}
     )
     def post(self, request: Request, tenant_id: Any) -> Response:
-        data = _valid(s.MemberInput, request)
+        data = parse_input(s.MemberInput, request)
         user = services.user_find(identifier=data["user"])
         membership = services.member_add(
             actor=self.actor(), tenant=self.tenant, user=user, role=_role(self.tenant, data["role"])
@@ -194,7 +185,7 @@ class MemberDetailView(TenantAPIView):
     )
     def patch(self, request: Request, tenant_id: Any, member_id: Any) -> Response:
         membership = selectors.member_get(tenant=self.tenant, member_id=member_id)
-        data = _valid(s.MemberUpdateInput, request)
+        data = parse_input(s.MemberUpdateInput, request)
         membership = services.member_update(
             actor=self.actor(), membership=membership, role=_role(self.tenant, data["role"])
         )
@@ -217,7 +208,7 @@ class RoleListView(TenantAPIView):
 
     @extend_schema(summary="Create a custom role", request=s.RoleInput, responses={201: s.RoleOutput})
     def post(self, request: Request, tenant_id: Any) -> Response:
-        data = _valid(s.RoleInput, request)
+        data = parse_input(s.RoleInput, request)
         role = services.role_create(actor=self.actor(), tenant=self.tenant, **data)
         return Response(s.RoleOutput(role).data, status=status.HTTP_201_CREATED)
 
@@ -232,7 +223,7 @@ class RoleDetailView(TenantAPIView):
     @extend_schema(summary="Change a custom role", request=s.RoleUpdateInput, responses=s.RoleOutput)
     def patch(self, request: Request, tenant_id: Any, role_id: Any) -> Response:
         role = selectors.role_get(tenant=self.tenant, role_id=role_id)
-        data = _valid(s.RoleUpdateInput, request)
+        data = parse_input(s.RoleUpdateInput, request)
         role = services.role_update(actor=self.actor(), role=role, **data)
         return Response(s.RoleOutput(role).data)
 
@@ -259,7 +250,7 @@ class APIKeyListView(TenantAPIView):
         responses={201: s.APIKeyCreatedOutput},
     )
     def post(self, request: Request, tenant_id: Any) -> Response:
-        data = _valid(s.APIKeyInput, request)
+        data = parse_input(s.APIKeyInput, request)
         key, raw = services.api_key_create(
             actor=self.actor(), tenant=self.tenant, name=data["name"], role=_role(self.tenant, data["role"])
         )
@@ -291,7 +282,7 @@ class InviteListView(TenantAPIView):
 
     @extend_schema(summary="Invite someone by email", request=s.InviteInput, responses={201: s.InviteOutput})
     def post(self, request: Request, tenant_id: Any) -> Response:
-        data = _valid(s.InviteInput, request)
+        data = parse_input(s.InviteInput, request)
         invite = services.invite_create(
             actor=self.actor(), tenant=self.tenant, email=data["email"], role=_role(self.tenant, data["role"])
         )

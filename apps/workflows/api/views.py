@@ -10,11 +10,11 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from apps.tenancy.api.base import APIView, TenantAPIView
-from apps.tenancy.api.views import _valid
 from apps.workflows import selectors, services
 from apps.workflows.models import InstanceStatus, WorkflowInstance
 from apps.workflows.nodes import REGISTRY
 from jetadmin.api.errors import ApplicationError
+from jetadmin.api.inputs import parse_input
 
 from . import serializers as s
 
@@ -58,7 +58,7 @@ class WorkflowListView(TenantAPIView):
         responses={201: s.WorkflowOutput},
     )
     def post(self, request: Request, tenant_id: Any) -> Response:
-        data = _valid(s.WorkflowInput, request)
+        data = parse_input(s.WorkflowInput, request)
         workflow = services.workflow_create(actor=self.actor(), tenant=self.tenant, **data)
         return Response(s.WorkflowOutput(workflow).data, status=status.HTTP_201_CREATED)
 
@@ -79,7 +79,7 @@ class WorkflowDetailView(TenantAPIView):
     )
     def patch(self, request: Request, tenant_id: Any, workflow_id: Any) -> Response:
         workflow = selectors.workflow_get(tenant=self.tenant, workflow_id=workflow_id)
-        data = _valid(s.WorkflowUpdateInput, request)
+        data = parse_input(s.WorkflowUpdateInput, request)
         workflow = services.workflow_update(actor=self.actor(), workflow=workflow, **data)
         return Response(s.WorkflowOutput(workflow).data)
 
@@ -97,7 +97,7 @@ class WorkflowValidateView(TenantAPIView):
         summary="Validate a graph without saving it", request=s.GraphInput, responses=s.ValidateOutput
     )
     def post(self, request: Request, tenant_id: Any) -> Response:
-        problems = services.graph_problems(_valid(s.GraphInput, request)["graph"])
+        problems = services.graph_problems(parse_input(s.GraphInput, request)["graph"])
         return Response({"valid": not problems, "errors": problems})
 
 
@@ -120,7 +120,7 @@ class WorkflowExecuteView(TenantAPIView):
     )
     def post(self, request: Request, tenant_id: Any, workflow_id: Any) -> Response:
         workflow = selectors.workflow_get(tenant=self.tenant, workflow_id=workflow_id)
-        data = _valid(s.ExecuteInput, request)
+        data = parse_input(s.ExecuteInput, request)
         instance = services.workflow_execute(actor=self.actor(), workflow=workflow, input=data["input"])
         return _started(instance, data)
 
@@ -134,7 +134,7 @@ class WorkflowTestView(TenantAPIView):
         responses={202: s.StartedOutput, 200: s.SyncOutput},
     )
     def post(self, request: Request, tenant_id: Any) -> Response:
-        data = _valid(s.TestRunInput, request)
+        data = parse_input(s.TestRunInput, request)
         workflow = None
         if data.get("workflow"):
             workflow = selectors.workflow_get(tenant=self.tenant, workflow_id=data["workflow"])
