@@ -55,6 +55,7 @@ INSTALLED_APPS = [
     "jetadmin",
     "apps.tenancy",
     "apps.workflows",
+    "apps.triggers",
 ]
 
 MIDDLEWARE = [
@@ -235,6 +236,12 @@ CELERY_BEAT_SCHEDULE = {
     },
 }
 JETADMIN_EMBEDDED_WORKER_CONCURRENCY = env.int("JETADMIN_EMBEDDED_WORKER_CONCURRENCY", default=4)
+
+# --- cache (rate limits, short-lived counters): shared through Redis when there is one -------------
+if REDIS_URL:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
 # --- Channels --------------------------------------------------------------------------------------
 if REDIS_URL:

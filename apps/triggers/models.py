@@ -1,0 +1,1 @@
+"""Workflow triggers: cron schedules and webhook tokens (filled in by the triggers work)."""
