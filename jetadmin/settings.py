@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import environ
+from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -205,6 +206,12 @@ SPECTACULAR_SETTINGS = {
 
 JETADMIN_NODE_MODULES = env.list("JETADMIN_NODE_MODULES", default=[])
 JETADMIN_INLINE_BUDGET_S = env.float("JETADMIN_INLINE_BUDGET_S", default=2.0)
+# Durable execution: a claim's lease (renewed every third of it while a node runs), how long a queued
+# node may wait for its message before the reconciler presumes it lost and sends another, and how
+# many lost leases (dead or frozen workers) a node survives before it fails with "worker_lost".
+JETADMIN_LEASE_S = env.float("JETADMIN_LEASE_S", default=30.0)
+JETADMIN_REQUEUE_AFTER_S = env.float("JETADMIN_REQUEUE_AFTER_S", default=60.0)
+JETADMIN_MAX_LEASE_LOSSES = env.int("JETADMIN_MAX_LEASE_LOSSES", default=5)
 JETADMIN_TOKEN_TTL_HOURS = env.int("JETADMIN_TOKEN_TTL_HOURS", default=24 * 14)
 JETADMIN_INVITE_TTL_HOURS = env.int("JETADMIN_INVITE_TTL_HOURS", default=24 * 7)
 
@@ -228,10 +235,18 @@ else:
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=2 * CELERY_TASK_TIME_LIMIT + 60),
     }
+    # Redis redelivers an unacknowledged message after visibility_timeout: shorter than a task may run,
+    # and a healthy long task is delivered twice. Refuse to start rather than run everything twice.
+    if CELERY_BROKER_TRANSPORT_OPTIONS["visibility_timeout"] < 2 * CELERY_TASK_TIME_LIMIT:
+        raise ImproperlyConfigured(
+            f"CELERY_VISIBILITY_TIMEOUT ({CELERY_BROKER_TRANSPORT_OPTIONS['visibility_timeout']} s) must be "
+            f"at least twice CELERY_TASK_TIME_LIMIT ({CELERY_TASK_TIME_LIMIT} s), or long tasks are "
+            "redelivered while they still run."
+        )
 # Periodic tasks: beat in the distributed deployment, a ticker thread in the embedded one.
 CELERY_BEAT_SCHEDULE = {
-    "workflows-wake-due": {
-        "task": "workflows.wake_due",
+    "workflows-reconcile": {
+        "task": "workflows.reconcile",
         "schedule": env.float("JETADMIN_WAKE_INTERVAL_S", 1.0),
     },
 }

@@ -264,7 +264,7 @@ def instance_retry(*, actor: Actor, instance: WorkflowInstance) -> WorkflowInsta
             output=None,
             route="",
             deferred=False,
-            available_at=None,
+            available_at=runtime.requeue_at() if ready else None,
             lease_owner="",
             lease_expires_at=None,
             state={"attempt_base": r.attempt},

@@ -1,7 +1,8 @@
 """Celery tasks of the workflow engine: thin, take ids, call the engine.
 
 ``execute_node`` is ``acks_late`` + ``reject_on_worker_lost`` and idempotent: its claim is a
-conditional update, so a redelivered or duplicate message finds nothing to do.
+conditional update, so a redelivered or duplicate message finds nothing to do. ``reconcile`` (beat,
+every second) re-sends what the database says should run: see :func:`runtime.reconcile`.
 """
 
 from __future__ import annotations
@@ -16,6 +17,6 @@ def execute_node(instance_id: str, node_id: str, iteration: str = "") -> str | N
     return runtime.run_task(instance_id, node_id, iteration)
 
 
-@shared_task(name="workflows.wake_due", ignore_result=True)
-def wake_due() -> int:
-    return runtime.wake_due()
+@shared_task(name="workflows.reconcile", ignore_result=True)
+def reconcile() -> int:
+    return runtime.reconcile().total()

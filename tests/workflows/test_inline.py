@@ -64,4 +64,5 @@ def test_budget_zero_sends_every_node_through_the_broker(instance, settings):
     settings.JETADMIN_INLINE_BUDGET_S = 0
     assert runtime.run_task(str(instance.id), "start") == "succeeded"
     a = NodeRun.objects.get(instance=instance, node_id="a")
-    assert (a.status, a.deferred, a.available_at) == ("queued", False, None)
+    assert (a.status, a.deferred) == ("queued", False)
+    assert a.available_at is not None  # when the reconciler would presume its message lost

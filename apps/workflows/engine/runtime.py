@@ -38,7 +38,7 @@ from django.conf import settings
 from django.db import OperationalError, connection, transaction
 from django.utils import timezone
 
-from apps.workflows.engine import events, templates
+from apps.workflows.engine import events, leases, templates
 from apps.workflows.engine import graph as graphs
 from apps.workflows.engine.states import (
     CANCELED,
@@ -65,7 +65,6 @@ LOOP_HEAD = "loop.iteration"
 # ...and a released-for-inline node not claimed within this time is sent by the waker.
 INLINE_GRACE_S = 10.0
 _local = threading.local()
-LEASE_GRACE_S = 60
 DEFAULT_TIMEOUT_S = 300.0
 MAX_EVENT_OUTPUT = 8 * 1024
 _T = TypeVar("_T")
@@ -86,6 +85,11 @@ def scope_chain(iteration: str) -> list[str]:
         parts = iteration.split("/")
         chain += ["/".join(parts[: i + 1]) for i in range(len(parts))]
     return chain
+
+
+def requeue_at(now: dt.datetime | None = None) -> dt.datetime:
+    """When the reconciler should presume a queued node's message lost and send another."""
+    return (now or timezone.now()) + timedelta(seconds=settings.JETADMIN_REQUEUE_AFTER_S)
 
 
 def outer_of(iteration: str) -> str:
@@ -221,6 +225,7 @@ def start(instance: WorkflowInstance, graph: graphs.Graph) -> WorkflowInstance:
                 remaining=graph.in_count(node_id),
                 wait_any=graph.node_type(node_id) == "join" and inputs.get("mode") == "any",
                 status=QUEUED if node_id in roots else PENDING,
+                available_at=requeue_at() if node_id in roots else None,
             )
         )
     NodeRun.objects.bulk_create(rows)
@@ -433,7 +438,7 @@ def execute(
     node_type = nodes.get(g.node_type(node_id))
     timeout = _node_timeout(node)
     claimed = _claim(
-        instance_id, node_id, iteration, owner, timeout + LEASE_GRACE_S, continuation=continuation
+        instance_id, node_id, iteration, owner, leases.lease_seconds(), continuation=continuation
     )
     if claimed is None:
         return None  # already claimed, finished, canceled, or not yet due: the message was only a hint
@@ -478,7 +483,7 @@ def execute(
             upstream=tuple(upstream),
             now=timezone.now(),
         )
-        with _alarm(timeout):
+        with leases.renewer.hold(run_id, owner), _alarm(timeout):
             result = node_type.run(inputs, ctx)
         if time.monotonic() > deadline:
             raise NodeTimeout
@@ -574,7 +579,7 @@ def _succeed_in_one_statement(a: Attempt, output: Any, route: str) -> tuple[bool
         "run_id": run_id,
         "owner": owner,
         "defer": inline,
-        "until": now + timedelta(seconds=INLINE_GRACE_S) if inline else None,
+        "until": now + timedelta(seconds=INLINE_GRACE_S) if inline else requeue_at(now),
         "iid": _uuid(run.instance_id),
         "iteration": iteration,
         "node_id": node_id,
@@ -783,7 +788,8 @@ def _settle(run: RunData, source: str, iteration: str, status: str, route: str, 
     # A single successor may be run by this same worker right after commit (see run_task): it is
     # released "deferred" with a short available_at, so if this worker dies first, the waker sends it.
     inline = getattr(_local, "inline", False) and len({e.target for e in g.settles(source)}) == 1
-    inline_until = timezone.now() + timedelta(seconds=INLINE_GRACE_S) if inline else None
+    now = timezone.now()
+    inline_until = now + timedelta(seconds=INLINE_GRACE_S) if inline else None
     while queue:
         src, src_status, src_route = queue.pop(0)
         groups: dict[tuple[int, int], list[str]] = {}
@@ -813,7 +819,7 @@ def _settle(run: RunData, source: str, iteration: str, status: str, route: str, 
                 PENDING,
                 inc,
                 dec,
-                inline_until if defer else None,
+                inline_until if defer else requeue_at(now),
                 dec,
                 inc,
                 _db_id(run.instance_id),
@@ -984,6 +990,7 @@ def _open_iteration(run: RunData, loop_id: str, key: str, fx: Effects) -> None:
                 active=active,
                 wait_any=wait_any,
                 status=QUEUED if ready else PENDING,
+                available_at=requeue_at() if ready else None,
             )
         )
         if ready:
@@ -1093,36 +1100,152 @@ def _finish_loop(run: RunData, loop_id: str, outer: str) -> None:
     _retry_db(lambda: _succeed(loop, {"results": results}, "completed", from_status=WAITING))
 
 
-# --- waking parked and backed-off nodes ------------------------------------------------------------
-def wake_due(limit: int = 500) -> int:
-    """Send the messages of nodes whose backoff or delay is over. Called by beat / the embedded ticker."""
+# --- the reconciler ---------------------------------------------------------------------------------
+@dataclass
+class Reconciled:
+    """What one reconciler pass did (the management command prints it)."""
+
+    expired: int = 0  # running nodes whose lease ran out: queued again (or failed: worker_lost)
+    sent: int = 0  # queued nodes whose backoff ended or whose message is presumed lost: message sent
+    woken: int = 0  # waiting nodes whose time came (delay, expiry): queued
+    completed: int = 0  # scopes (runs, loop iterations, loops) left open by a worker that died
+
+    def total(self) -> int:
+        return self.expired + self.sent + self.woken + self.completed
+
+
+def reconcile(limit: int = 500) -> Reconciled:
+    """Make the database's truth happen again. Run by beat (and the embedded ticker) every second.
+
+    Celery messages are only hints: a message can be lost (Redis restarted empty), late (backlog) or
+    duplicated (redelivery). Every step here is a conditional update, so reconcilers racing each other
+    or a worker do nothing twice, and a duplicate message finds nothing to claim.
+    """
+    done = Reconciled()
     now = timezone.now()
+    done.expired = _requeue_expired(now, limit)
     due = list(
         NodeRun.objects.filter(available_at__lte=now, status__in=(QUEUED, WAITING))
-        .exclude(status=QUEUED, deferred=False)
         .exclude(node_type__in=("loop", LOOP_HEAD))
         .values_list("id", "instance_id", "node_id", "iteration", "status")[:limit]
     )
-    woken = 0
     for run_id, instance_id, node_id, iteration, status in due:
         fx = Effects()
         with transaction.atomic():
-            if status == QUEUED:
-                changed = NodeRun.objects.filter(pk=run_id, status=QUEUED, deferred=True).update(
-                    deferred=False
-                )
-            else:
-                changed = NodeRun.objects.filter(pk=run_id, status=WAITING, available_at__lte=now).update(
-                    status=QUEUED, deferred=False
-                )
-                if changed:
-                    fx.node_event(str(instance_id), node_id, iteration, QUEUED, attempt=0, reason="due")
+            changed = NodeRun.objects.filter(pk=run_id, status=status, available_at__lte=now).update(
+                status=QUEUED, deferred=False, available_at=requeue_at(now)
+            )
             if changed:
+                if status == WAITING:
+                    fx.node_event(str(instance_id), node_id, iteration, QUEUED, attempt=0, reason="due")
+                    done.woken += 1
+                else:
+                    done.sent += 1
                 fx.enqueue.append((str(instance_id), node_id, iteration))
-                woken += 1
             fx.write()
             fx.after_commit()
-    return woken
+    done.completed = _complete_stuck_scopes(limit)
+    return done
+
+
+def wake_due(limit: int = 500) -> int:
+    """One reconciler pass; the number of nodes it sent or woke."""
+    return reconcile(limit).total()
+
+
+def _requeue_expired(now: dt.datetime, limit: int) -> int:
+    expired = list(
+        NodeRun.objects.filter(status=RUNNING, lease_expires_at__lt=now).values_list(
+            "id", "instance_id", "node_id", "iteration", "lease_owner", "attempt", "state"
+        )[:limit]
+    )
+    return sum(_requeue_one(now, *row) for row in expired)
+
+
+def _requeue_one(
+    now: dt.datetime,
+    run_id: int,
+    instance_id: Any,
+    node_id: str,
+    iteration: str,
+    owner: str,
+    attempt: int,
+    state: Any,
+) -> bool:
+    """Queue a node whose lease ran out again, or fail it (``worker_lost``) after too many losses."""
+    iid = str(instance_id)
+    run = run_data(iid)
+    policy = (run.graph.nodes.get(node_id) or {}).get("retry") or {}
+    base = int(state.get("attempt_base", 0)) if isinstance(state, dict) else 0
+    if attempt - base >= int(policy.get("max_attempts", 1)) + settings.JETADMIN_MAX_LEASE_LOSSES:
+        error = {
+            "code": "worker_lost",
+            "message": f"The worker running {node_id!r} was lost {attempt - base} times; giving up.",
+            "attempt": attempt,
+        }
+        return (
+            _retry_db(lambda: _fail(Attempt(run, node_id, iteration, run_id, owner, attempt), error))
+            is not None
+        )
+
+    def requeue() -> bool:
+        fx = Effects()
+        with transaction.atomic():
+            changed = NodeRun.objects.filter(
+                pk=run_id, status=RUNNING, lease_owner=owner, lease_expires_at__lt=now
+            ).update(
+                status=QUEUED,
+                deferred=False,
+                available_at=requeue_at(now),
+                lease_owner="",
+                lease_expires_at=None,
+            )
+            if changed:
+                fx.node_event(iid, node_id, iteration, QUEUED, attempt=attempt, reason="lease_expired")
+                fx.enqueue.append((iid, node_id, iteration))
+            fx.write()
+            fx.after_commit()
+        return bool(changed)
+
+    requeued = _retry_db(requeue)
+    if requeued:
+        logger.warning(
+            "lease of %s[%s] in run %s (owner %s) expired: queued again", node_id, iteration, iid, owner
+        )
+    return requeued
+
+
+def _complete_stuck_scopes(limit: int) -> int:
+    """Finish what a worker that died right after a commit left undone: a run, iteration or loop whose
+    nodes are all terminal but which was never closed. Each completion is itself conditional."""
+    from django.db.models import Exists, OuterRef
+
+    count = 0
+    open_nodes = NodeRun.objects.filter(instance_id=OuterRef("pk"), status__in=NODE_OPEN)
+    for iid in (
+        WorkflowInstance.objects.filter(status__in=INSTANCE_OPEN)
+        .exclude(Exists(open_nodes))
+        .values_list("id", flat=True)[:limit]
+    ):
+        complete_scope(str(iid), "")
+        count += 1
+    body_open = NodeRun.objects.filter(
+        instance_id=OuterRef("instance_id"), iteration=OuterRef("iteration"), status__in=NODE_OPEN
+    ).exclude(node_type=LOOP_HEAD)
+    heads = (
+        NodeRun.objects.filter(node_type=LOOP_HEAD, status=RUNNING)
+        .exclude(Exists(body_open))
+        .values_list("instance_id", "iteration")[:limit]
+    )
+    for iid, key in heads:
+        complete_scope(str(iid), key)
+        count += 1
+    for iid, loop_id, outer in NodeRun.objects.filter(
+        node_type="loop", status=WAITING, remaining=0
+    ).values_list("instance_id", "node_id", "iteration")[:limit]:
+        _finish_loop(run_data(str(iid)), loop_id, outer)
+        count += 1
+    return count
 
 
 def terminal(instance_id: str) -> bool:

@@ -1,0 +1,28 @@
+"""``manage.py reconcile``: one reconciler pass (or ``--every N`` seconds), as beat runs it."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandParser
+
+from apps.workflows.engine import runtime
+
+
+class Command(BaseCommand):
+    help = "Re-queue nodes whose lease expired, send lost or due messages, close scopes left open."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--every", type=float, default=0, help="repeat every N seconds (0: once)")
+
+    def handle(self, *args: Any, every: float = 0, **options: Any) -> None:
+        while True:
+            done = runtime.reconcile()
+            self.stdout.write(
+                f"expired leases re-queued: {done.expired}, messages sent: {done.sent}, "
+                f"waiting nodes woken: {done.woken}, scopes completed: {done.completed}"
+            )
+            if every <= 0:
+                return
+            time.sleep(every)
