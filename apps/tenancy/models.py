@@ -65,6 +65,9 @@ class User(AbstractUser):
 
 class Tenant(UUIDModel):
     name = models.CharField(max_length=200)
+    # Fair sharing on shared workers; empty = the JETADMIN_TENANT_* defaults (0 there = no limit).
+    max_running_nodes = models.PositiveIntegerField(null=True, blank=True)
+    max_starts_per_minute = models.PositiveIntegerField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -106,6 +106,13 @@ class WorkflowInstance(models.Model):
     output = models.JSONField(null=True, blank=True)
     error = models.JSONField(null=True, blank=True)
     context_version = models.PositiveIntegerField(default=0)
+    # A sub-workflow run: the parent run and the (node, iteration) of the subWorkflow node waiting on it.
+    parent = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="children"
+    )
+    parent_node = models.CharField(max_length=100, blank=True, default="")
+    parent_iteration = models.CharField(max_length=500, blank=True, default="")
+    depth = models.PositiveSmallIntegerField(default=0)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
@@ -159,6 +166,8 @@ class NodeRun(models.Model):
         ]
         indexes = [
             models.Index(fields=["status", "available_at"], name="noderun_due"),
+            # Fair sharing counts a tenant's running nodes at every claim: keep that scan tiny.
+            models.Index(fields=["instance"], condition=models.Q(status="running"), name="noderun_running"),
         ]
 
     def __str__(self) -> str:

@@ -16,6 +16,7 @@ from apps.tenancy.services import Actor, audit_log_write
 from apps.workflows.engine import graph as graphs
 from apps.workflows.engine import runtime
 from apps.workflows.engine.states import (
+    CANCELED,
     FAILED,
     INSTANCE_TERMINAL,
     NODE_OPEN,
@@ -24,6 +25,7 @@ from apps.workflows.engine.states import (
     RUNNING,
     SKIPPED,
     SUCCEEDED,
+    WAITING,
 )
 from apps.workflows.models import (
     NodeRun,
@@ -39,6 +41,10 @@ MSG_NOT_FAILED = "Only a failed run can be retried (this one is {status})."
 MSG_ALREADY_ENDED = "This run has already ended ({status})."
 MSG_NOT_TEST = "Only test runs are stopped; use cancel for saved runs."
 MSG_NO_VERSION = "This workflow has no graph yet."
+MSG_NOT_CANCELED = "Only a canceled run can be resumed (this one is {status}); use retry for failed runs."
+MSG_NOT_WAITING = "Node {node!r} is not waiting for input (it is {status})."
+MSG_NO_SUCH_NODE = "This run has no node {node!r}."
+MSG_WHICH_ITERATION = "Node {node!r} waits in several loop iterations; say which one: {keys}."
 
 
 def graph_build(raw: Any) -> graphs.Graph:
@@ -228,15 +234,25 @@ def instance_cancel(*, actor: Actor, instance: WorkflowInstance, stop: bool = Fa
     return instance
 
 
-@transaction.atomic
 def instance_retry(*, actor: Actor, instance: WorkflowInstance) -> WorkflowInstance:
     """Run a failed run again from its failed node(s), keeping the outputs of what succeeded.
 
     A loop that did not complete runs again as a whole (its iterations are discarded).
     """
+    return _reopen(actor=actor, instance=instance, from_status=FAILED, action="instance.retry")
+
+
+def instance_resume(*, actor: Actor, instance: WorkflowInstance) -> WorkflowInstance:
+    """Continue a canceled run where it stopped: canceled nodes run again, finished ones are kept."""
+    return _reopen(actor=actor, instance=instance, from_status=CANCELED, action="instance.resume")
+
+
+@transaction.atomic
+def _reopen(*, actor: Actor, instance: WorkflowInstance, from_status: str, action: str) -> WorkflowInstance:
     instance = WorkflowInstance.objects.select_for_update().get(pk=instance.pk)
-    if instance.status != FAILED:
-        raise Conflict(MSG_NOT_FAILED.format(status=instance.status))
+    if instance.status != from_status:
+        message = MSG_NOT_FAILED if from_status == FAILED else MSG_NOT_CANCELED
+        raise Conflict(message.format(status=instance.status))
     graph = graph_build(instance.graph)
     runs = NodeRun.objects.filter(instance=instance)
     top = {r.node_id: r for r in runs.filter(iteration="")}
@@ -272,19 +288,88 @@ def instance_retry(*, actor: Actor, instance: WorkflowInstance) -> WorkflowInsta
             ended_at=None,
         )
         if ready:
-            fx.node_event(iid, node_id, "", QUEUED, attempt=0, reason="retry")
+            fx.node_event(iid, node_id, "", QUEUED, attempt=0, reason=action.split(".")[1])
             fx.enqueue.append((iid, node_id, ""))
     WorkflowInstance.objects.filter(pk=instance.pk).update(status=RUNNING, error=None, ended_at=None)
-    fx.event(iid, "instance.running", status=RUNNING, reason="retry")
+    fx.event(iid, "instance.running", status=RUNNING, reason=action.split(".")[1])
     fx.write()
     fx.after_commit()
     audit_log_write(
         actor=actor,
         tenant=instance.tenant,
-        action="instance.retry",
+        action=action,
         obj=instance,
         object_type="workflowinstance",
     )
+    instance.refresh_from_db()
+    return instance
+
+
+def instance_input(
+    *, actor: Actor, instance: WorkflowInstance, node_id: str, data: Any, iteration: str | None = None
+) -> WorkflowInstance:
+    """Answer a node waiting for a person (approval, dataCollection) and resume the run.
+
+    400 with field errors when the data does not fit; 403 when the person may not answer; 409 when
+    the node is not waiting (already answered, expired, canceled, or not a node that takes input).
+    """
+    from django.core.exceptions import PermissionDenied
+
+    from apps.workflows.nodes import base as nodes
+
+    runs = NodeRun.objects.filter(instance=instance, node_id=node_id)
+    if iteration is not None:
+        runs = runs.filter(iteration=iteration)
+    if not runs.exists():
+        raise ApplicationError(
+            MSG_NO_SUCH_NODE.format(node=node_id), details={"node_id": ["No such node in this run."]}
+        )
+    waiting = list(runs.filter(status=WAITING).exclude(node_type__in=("loop", runtime.LOOP_HEAD)))
+    if not waiting:
+        status = runs.values_list("status", flat=True).first()
+        raise Conflict(MSG_NOT_WAITING.format(node=node_id, status=status))
+    if len(waiting) > 1:
+        keys = ", ".join(sorted(r.iteration for r in waiting))
+        raise ApplicationError(
+            MSG_WHICH_ITERATION.format(node=node_id, keys=keys), details={"iteration": ["Required here."]}
+        )
+    run = waiting[0]
+    node_type = nodes.get(run.node_type)
+    if not node_type.takes_input:
+        raise Conflict(MSG_NOT_WAITING.format(node=node_id, status=f"{run.status}, not for input"))
+    user = actor.user
+    who = (user.username, user.email, user.id) if user is not None else (actor.label,)
+    identities = frozenset(str(x) for x in who if x)
+    try:
+        accepted = node_type.accept_input(run.input or {}, data, identities)
+    except nodes.InputNotAllowed as exc:
+        raise PermissionDenied(str(exc)) from None
+    except nodes.InputInvalid as exc:
+        raise ApplicationError("The input does not fit this step.", details=exc.errors) from None
+    with transaction.atomic():
+        fx = runtime.Effects()
+        answered = NodeRun.objects.filter(pk=run.pk, status=WAITING).update(
+            status=QUEUED,
+            deferred=False,
+            available_at=runtime.requeue_at(),
+            state={**(run.state or {}), "input": accepted, "by": actor.label},
+        )
+        if not answered:  # expired or canceled between the read and this write
+            raise Conflict(MSG_NOT_WAITING.format(node=node_id, status="no longer waiting"))
+        iid = str(instance.id)
+        fx.node_event(iid, node_id, run.iteration, QUEUED, attempt=0, reason="input", by=actor.label)
+        fx.enqueue.append((iid, node_id, run.iteration))
+        runtime.instance_resumed(iid, fx)
+        fx.write()
+        fx.after_commit()
+        audit_log_write(
+            actor=actor,
+            tenant=instance.tenant,
+            action="instance.input",
+            obj=instance,
+            object_type="workflowinstance",
+            changes={"node_id": node_id, "iteration": run.iteration},
+        )
     instance.refresh_from_db()
     return instance
 
@@ -307,7 +392,12 @@ def node_summary(instance: WorkflowInstance) -> dict[str, Any]:
     """``{node_id: {status, attempts, output, error, started_at, ended_at}}`` for top-level nodes."""
     out: dict[str, Any] = {}
     for r in NodeRun.objects.filter(instance=instance, iteration="").order_by("id"):
+        state = r.state if isinstance(r.state, dict) else {}
+        waiting = None
+        if r.status == WAITING:
+            waiting = {k: state[k] for k in ("since", "expires_at", "child") if k in state}
         out[r.node_id] = {
+            "waiting": waiting,
             "type": r.node_type,
             "status": r.status,
             "attempts": r.attempt,

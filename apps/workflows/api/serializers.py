@@ -79,6 +79,8 @@ class InstanceOutput(serializers.ModelSerializer):
             "is_test",
             "status",
             "trigger",
+            "parent",
+            "depth",
             "input",
             "output",
             "error",
@@ -93,6 +95,12 @@ class InstanceDetailOutput(InstanceOutput):
 
     class Meta(InstanceOutput.Meta):
         fields = [*InstanceOutput.Meta.fields, "nodes"]
+
+
+class InstanceInputInput(serializers.Serializer):
+    node_id = serializers.CharField(max_length=100)
+    data = serializers.JSONField()  # type: ignore[assignment]
+    iteration = serializers.CharField(max_length=500, required=False, allow_blank=True)
 
 
 class StartedOutput(serializers.Serializer):

@@ -25,6 +25,16 @@ urlpatterns = [
         name="api-instance-retry",
     ),
     path(
+        f"{T}/instances/<uuid:instance_id>/resume/",
+        views.InstanceActionView.as_view(action="resume"),
+        name="api-instance-resume",
+    ),
+    path(
+        f"{T}/instances/<uuid:instance_id>/input/",
+        views.InstanceInputView.as_view(),
+        name="api-instance-input",
+    ),
+    path(
         f"{T}/instances/<uuid:instance_id>/stop/", views.InstanceStopView.as_view(), name="api-instance-stop"
     ),
     path(f"{T}/<uuid:workflow_id>/", views.WorkflowDetailView.as_view(), name="api-workflow"),

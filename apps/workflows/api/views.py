@@ -203,13 +203,34 @@ class InstanceActionView(TenantAPIView):
     permissions = {"POST": "workflow.run", "DELETE": "workflow.run"}
     action = ""
 
-    @extend_schema(summary="Cancel / retry a run", request=None, responses=s.InstanceOutput)
+    @extend_schema(
+        summary="Cancel a run (and its child runs) / retry a failed run / resume a canceled run",
+        request=None,
+        responses=s.InstanceOutput,
+    )
     def post(self, request: Request, tenant_id: Any, instance_id: Any) -> Response:
         instance = selectors.instance_get(tenant=self.tenant, instance_id=instance_id)
-        if self.action == "retry":
-            instance = services.instance_retry(actor=self.actor(), instance=instance)
-        else:
-            instance = services.instance_cancel(actor=self.actor(), instance=instance)
+        action = {
+            "retry": services.instance_retry,
+            "resume": services.instance_resume,
+            "cancel": services.instance_cancel,
+        }[self.action]
+        instance = action(actor=self.actor(), instance=instance)
+        return Response(s.InstanceOutput(instance).data)
+
+
+class InstanceInputView(TenantAPIView):
+    permissions = {"POST": "workflow.run"}
+
+    @extend_schema(
+        summary="Answer a node waiting for a person (approval, dataCollection); 409 if it is not waiting",
+        request=s.InstanceInputInput,
+        responses=s.InstanceOutput,
+    )
+    def post(self, request: Request, tenant_id: Any, instance_id: Any) -> Response:
+        instance = selectors.instance_get(tenant=self.tenant, instance_id=instance_id)
+        data = parse_input(s.InstanceInputInput, request)
+        instance = services.instance_input(actor=self.actor(), instance=instance, **data)
         return Response(s.InstanceOutput(instance).data)
 
 

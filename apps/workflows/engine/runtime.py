@@ -105,6 +105,8 @@ class RunData:
     tenant_id: str
     graph: graphs.Graph
     input: Any
+    # A child run: (parent run id, subWorkflow node id, its iteration) to wake when this run ends.
+    parent: tuple[str, str, str] | None = None
 
 
 _cache: OrderedDict[str, RunData] = OrderedDict()
@@ -118,8 +120,14 @@ def run_data(instance_id: str) -> RunData:
         if data is not None:
             _cache.move_to_end(instance_id)
             return data
-    row = WorkflowInstance.objects.values("tenant_id", "graph", "input").get(pk=instance_id)
-    data = RunData(instance_id, str(row["tenant_id"]), graphs.build(row["graph"], trusted=True), row["input"])
+    row = WorkflowInstance.objects.values(
+        "tenant_id", "graph", "input", "parent_id", "parent_node", "parent_iteration"
+    ).get(pk=instance_id)
+    parent = (
+        (str(row["parent_id"]), row["parent_node"], row["parent_iteration"]) if row["parent_id"] else None
+    )
+    graph = graphs.build(row["graph"], trusted=True)
+    data = RunData(instance_id, str(row["tenant_id"]), graph, row["input"], parent)
     with _cache_lock:
         _cache[instance_id] = data
         while len(_cache) > CACHE_SIZE:
@@ -503,6 +511,8 @@ def execute(
         return _retry_db(lambda: _park(a, result))
     if isinstance(result, nodes.StartLoop):
         return _retry_db(lambda: _start_loop(a, result))
+    if isinstance(result, nodes.StartChild):
+        return _start_child(a, result)
     result = nodes.thaw(result)
     try:
         json.dumps(result)
@@ -752,12 +762,83 @@ def _park(a: Attempt, wait: nodes.Wait) -> str | None:
         )
         if not saved:
             return None
+        until = wait.until.isoformat() if wait.until else None
         fx.node_event(
-            run.instance_id, node_id, iteration, WAITING, attempt=attempt, until=wait.until.isoformat()
+            run.instance_id, node_id, iteration, WAITING, attempt=attempt, until=until, kind=wait.kind
         )
+        if wait.kind != "timer":
+            _instance_to(run.instance_id, WAITING, fx)  # the run waits for a person or a child run
         fx.write()
         fx.after_commit()
     return WAITING
+
+
+def _start_child(a: Attempt, spec: nodes.StartChild) -> str | None:
+    """Start a run of another workflow of the tenant and park the subWorkflow node until it ends."""
+    from apps.workflows.models import Workflow
+
+    run, node_id, iteration, run_id, owner, attempt, inputs = a.fields()
+    me = WorkflowInstance.objects.values("depth", "workflow_id", "parent_id").get(pk=run.instance_id)
+    if me["depth"] + 1 > settings.JETADMIN_MAX_SUBWORKFLOW_DEPTH:
+        limit = settings.JETADMIN_MAX_SUBWORKFLOW_DEPTH
+        return _failed(a, "subworkflow_depth", f"Sub-workflows nest at most {limit} deep.", False)
+    try:
+        target = uuid.UUID(spec.workflow)
+    except ValueError:
+        target = None
+    workflow = (
+        Workflow.objects.select_related("current_version").filter(pk=target, tenant_id=run.tenant_id).first()
+        if target
+        else None
+    )
+    if workflow is None or workflow.current_version is None:
+        message = f"Workflow {spec.workflow!r} does not exist in this tenant (or has no graph)."
+        return _failed(a, "subworkflow_not_found", message, False)
+    ancestry, cursor = {me["workflow_id"]}, me["parent_id"]
+    while cursor is not None:
+        row = WorkflowInstance.objects.values("workflow_id", "parent_id").get(pk=cursor)
+        ancestry.add(row["workflow_id"])
+        cursor = row["parent_id"]
+    if workflow.id in ancestry:
+        message = f"Workflow {workflow.name!r} is already running in this chain of runs (no recursion)."
+        return _failed(a, "subworkflow_recursion", message, False)
+    version = workflow.current_version
+    child_id = uuid.uuid4()
+
+    def begin() -> str | None:
+        fx = Effects()
+        with transaction.atomic():
+            parked = NodeRun.objects.filter(pk=run_id, status=RUNNING, lease_owner=owner).update(
+                status=WAITING,
+                available_at=None,
+                state={"child": str(child_id)},
+                input=inputs,
+                lease_owner="",
+                lease_expires_at=None,
+            )
+            if not parked:
+                return None
+            child = WorkflowInstance.objects.create(
+                id=child_id,
+                tenant_id=run.tenant_id,
+                workflow=workflow,
+                version=version,
+                graph=version.graph,
+                input=spec.input if spec.input is not None else {},
+                trigger="subworkflow",
+                parent_id=_uuid(run.instance_id),
+                parent_node=node_id,
+                parent_iteration=iteration,
+                depth=me["depth"] + 1,
+            )
+            start(child, graphs.build(version.graph, trusted=True))
+            fx.node_event(run.instance_id, node_id, iteration, WAITING, attempt=attempt, child=str(child_id))
+            _instance_to(run.instance_id, WAITING, fx)
+            fx.write()
+            fx.after_commit()
+        return WAITING
+
+    return _retry_db(begin)
 
 
 # --- settling edges -----------------------------------------------------------------------------------
@@ -889,11 +970,21 @@ def _finish_instance(instance_id: str) -> None:
     _retry_db(finish)
 
 
-def _instance_to(instance_id: str, status: str, fx: Effects, *, started: bool = False, **fields: Any) -> bool:
+def _instance_to(
+    instance_id: str,
+    status: str,
+    fx: Effects,
+    *,
+    started: bool = False,
+    only: str | None = None,
+    **fields: Any,
+) -> bool:
     now = timezone.now()
     if status in (SUCCEEDED, FAILED, CANCELED):
         fields["ended_at"] = now
-    qs = WorkflowInstance.objects.filter(pk=instance_id, status__in=instance_sources(status))
+    qs = WorkflowInstance.objects.filter(
+        pk=instance_id, status__in=[only] if only else instance_sources(status)
+    )
     if started:
         qs = qs.filter(status="queued")
         fields["started_at"] = now
@@ -908,6 +999,7 @@ def _end_instance(instance_id: str, status: str, fx: Effects, **fields: Any) -> 
     """Move the run to a terminal status; on fail/cancel, cancel every node still open."""
     if not _instance_to(instance_id, status, fx, **fields):
         return
+    _wake_parent(instance_id, status, fields, fx)
     if status in (FAILED, CANCELED):
         open_runs = list(
             NodeRun.objects.filter(instance_id=_uuid(instance_id), status__in=node_sources(CANCELED))
@@ -919,6 +1011,39 @@ def _end_instance(instance_id: str, status: str, fx: Effects, **fields: Any) -> 
         )
         for node_id, iteration in open_runs:
             fx.node_event(instance_id, node_id, iteration, CANCELED)
+        children = WorkflowInstance.objects.filter(parent_id=_uuid(instance_id), status__in=INSTANCE_OPEN)
+        for child in children.values_list("id", flat=True):
+            _end_instance(
+                str(child), CANCELED, fx, error={"code": "canceled", "message": "The parent run ended."}
+            )
+
+
+def instance_resumed(instance_id: str, fx: Effects) -> None:
+    """A waiting run got what it waited for (input, a child's end): it is running again."""
+    _instance_to(instance_id, RUNNING, fx, only=WAITING)
+
+
+def _wake_parent(instance_id: str, status: str, fields: dict[str, Any], fx: Effects) -> None:
+    """A child run ended: queue the parent's waiting subWorkflow node again with the child's result."""
+    parent = run_data(instance_id).parent
+    if parent is None:
+        return
+    parent_id, node_id, iteration = parent
+    result = {"status": status, "output": fields.get("output"), "error": fields.get("error")}
+    woken = NodeRun.objects.filter(
+        instance_id=_uuid(parent_id), node_id=node_id, iteration=iteration, status=WAITING
+    ).update(
+        status=QUEUED,
+        deferred=False,
+        available_at=requeue_at(),
+        state={"child": instance_id, "result": result},
+    )
+    if woken:
+        fx.node_event(
+            parent_id, node_id, iteration, QUEUED, attempt=0, reason="child_ended", child=instance_id
+        )
+        fx.enqueue.append((parent_id, node_id, iteration))
+        _instance_to(parent_id, RUNNING, fx, only=WAITING)
 
 
 def cancel(instance_id: str, *, reason: str = "canceled") -> bool:
@@ -1138,6 +1263,7 @@ def reconcile(limit: int = 500) -> Reconciled:
             if changed:
                 if status == WAITING:
                     fx.node_event(str(instance_id), node_id, iteration, QUEUED, attempt=0, reason="due")
+                    _instance_to(str(instance_id), RUNNING, fx, only=WAITING)
                     done.woken += 1
                 else:
                     done.sent += 1

@@ -1,10 +1,10 @@
 """Built-in node types. Importing this package registers them (explicit discovery, no file scanning).
 
-Later issues add the integration and waiting types (dataQuery, httpRequest, notify, subWorkflow,
-approval, dataCollection) as modules imported here.
+``waiting`` holds the types that park the run for a person or a child run (approval, dataCollection,
+subWorkflow); the integration types (dataQuery, httpRequest, notify) come with the datasources issue.
 """
 
-from . import core, javascript  # noqa: F401
+from . import core, javascript, waiting  # noqa: F401
 from .base import REGISTRY, NodeError, NodeType, get, register, registered
 
 __all__ = ["REGISTRY", "NodeError", "NodeType", "get", "register", "registered"]

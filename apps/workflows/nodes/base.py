@@ -33,10 +33,35 @@ class NodeError(Exception):
 
 @dataclass(frozen=True)
 class Wait:
-    """Park the node (status ``waiting``) until ``until``; it is run again then with ``ctx.state``."""
+    """Park the node (status ``waiting``) until ``until``; it is run again then with ``ctx.state``.
 
-    until: dt.datetime
+    ``until`` None waits only for an event: input from a person (``kind="input"``, the run shows as
+    ``waiting``) or the end of a child run (``kind="child"``). ``kind="timer"`` is a plain delay.
+    """
+
+    until: dt.datetime | None
     state: dict[str, Any] = field(default_factory=dict)
+    kind: str = "timer"
+
+
+@dataclass(frozen=True)
+class StartChild:
+    """Start a run of another workflow of the same tenant and wait for it (``subWorkflow``)."""
+
+    workflow: str
+    input: Any = None
+
+
+class InputInvalid(Exception):
+    """Input for a waiting node was refused: ``{field: [messages]}``."""
+
+    def __init__(self, errors: dict[str, list[str]]) -> None:
+        super().__init__("; ".join(f"{k}: {' '.join(v)}" for k, v in errors.items()))
+        self.errors = errors
+
+
+class InputNotAllowed(Exception):
+    """This person may not answer this waiting node (e.g. not among its approvers)."""
 
 
 @dataclass(frozen=True)
@@ -115,6 +140,16 @@ class NodeType:
             if candidate in handles:
                 return candidate
         return handles[0]
+
+    def accept_input(self, inputs: Mapping[str, Any], data: Any, identities: frozenset[str]) -> Any:
+        """Check what a person submitted to this waiting node (types that wait for input override).
+
+        ``identities``: the submitter's username, email and id. Raises :class:`InputInvalid` or
+        :class:`InputNotAllowed`; returns the value the node will see as ``ctx.state["input"]``.
+        """
+        raise InputNotAllowed(f"{self.type} nodes do not take input.")
+
+    takes_input: ClassVar[bool] = False
 
     def validate_inputs(self, inputs: Mapping[str, Any]) -> list[tuple[str, str]]:
         """Extra checks beyond the JSON Schema: ``[(field, message)]``."""
