@@ -132,3 +132,11 @@ def audit_log_list(
     if object_id:
         qs = qs.filter(object_id=object_id)
     return qs
+
+
+def tenant_limits(*, tenant_id: Any) -> tuple[int | None, int | None]:
+    """The tenant's fair-sharing overrides: (max running nodes, max run starts per minute); None = default."""
+    row = (
+        Tenant.objects.filter(pk=tenant_id).values_list("max_running_nodes", "max_starts_per_minute").first()
+    )
+    return (row[0], row[1]) if row else (None, None)

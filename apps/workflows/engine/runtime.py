@@ -38,7 +38,7 @@ from django.conf import settings
 from django.db import OperationalError, connection, transaction
 from django.utils import timezone
 
-from apps.workflows.engine import events, leases, templates
+from apps.workflows.engine import events, fairness, leases, templates
 from apps.workflows.engine import graph as graphs
 from apps.workflows.engine.states import (
     CANCELED,
@@ -214,7 +214,11 @@ def _uuid(value: str) -> uuid.UUID:
 
 def _db_id(instance_id: str) -> Any:
     """The run id as the database stores it (SQLite keeps UUIDs as 32 hex chars) for raw SQL."""
-    return WorkflowInstance._meta.pk.get_db_prep_value(uuid.UUID(instance_id), connection)
+    return _db_uuid(instance_id)
+
+
+def _db_uuid(value: str) -> Any:
+    return WorkflowInstance._meta.pk.get_db_prep_value(uuid.UUID(value), connection)
 
 
 # --- starting a run -----------------------------------------------------------------------------------
@@ -223,6 +227,8 @@ def start(instance: WorkflowInstance, graph: graphs.Graph) -> WorkflowInstance:
     fx = Effects()
     rows = []
     roots = set(graph.roots(None))
+    hold = fairness.start_delay(str(instance.tenant_id))  # over the tenant's start rate: admitted, later
+    first_at = timezone.now() + timedelta(seconds=hold) if hold else requeue_at()
     for node_id in graph.members(None):
         inputs = graph.inputs(node_id)
         rows.append(
@@ -233,15 +239,20 @@ def start(instance: WorkflowInstance, graph: graphs.Graph) -> WorkflowInstance:
                 remaining=graph.in_count(node_id),
                 wait_any=graph.node_type(node_id) == "join" and inputs.get("mode") == "any",
                 status=QUEUED if node_id in roots else PENDING,
-                available_at=requeue_at() if node_id in roots else None,
+                available_at=first_at if node_id in roots else None,
+                deferred=bool(hold) and node_id in roots,
             )
         )
     NodeRun.objects.bulk_create(rows)
     iid = str(instance.id)
-    fx.event(iid, "instance.queued", status=instance.status)
+    if hold:
+        fx.event(iid, "instance.queued", status=instance.status, throttled_until=first_at.isoformat())
+    else:
+        fx.event(iid, "instance.queued", status=instance.status)
     for node_id in sorted(roots):
         fx.node_event(iid, node_id, "", QUEUED, attempt=0)
-        fx.enqueue.append((iid, node_id, ""))
+        if not hold:
+            fx.enqueue.append((iid, node_id, ""))
     fx.write()
     fx.after_commit()
     if not roots:  # an empty graph finishes at once
@@ -272,9 +283,14 @@ class Attempt:
 _CLAIM_SQL = """
 UPDATE {table} SET status = %s, lease_owner = %s, lease_expires_at = %s, attempt = attempt + 1,
        started_at = COALESCE(started_at, %s), deferred = FALSE
- WHERE instance_id = %s AND node_id = %s AND iteration = %s AND status = %s AND (deferred = %s OR %s)
+ WHERE instance_id = %s AND node_id = %s AND iteration = %s AND status = %s AND (deferred = %s OR %s){fair}
 RETURNING id, attempt, state
 """
+
+# Fair sharing: the claim only succeeds while the tenant runs fewer nodes than its limit.
+_FAIR_SQL = """
+   AND (SELECT COUNT(*) FROM {table} r2 JOIN {instances} i2 ON i2.id = r2.instance_id
+         WHERE r2.status = 'running' AND r2.lease_expires_at IS NOT NULL AND i2.tenant_id = %s) < %s"""
 
 
 # On PostgreSQL the claim writes its "running" journal row in the same statement (one round trip).
@@ -291,12 +307,19 @@ SELECT claimed.id, claimed.attempt, claimed.state, (SELECT id FROM journal) FROM
 
 
 def _claim(
-    instance_id: str, node_id: str, iteration: str, owner: str, lease_s: float, *, continuation: bool = False
+    run: RunData, node_id: str, iteration: str, owner: str, lease_s: float, *, continuation: bool = False
 ) -> tuple[int, int, Any, InstanceEvent | None] | None:
     """Claim a queued node; returns (row id, attempt, state, its journal row if already written)."""
+    instance_id = run.instance_id
     now = timezone.now()
     journal = connection.vendor == "postgresql"
-    sql = _CLAIM_SQL.format(table=NodeRun._meta.db_table)
+    max_running, _ = fairness.limits(run.tenant_id)
+    fair: list[Any] = []
+    fair_sql = ""
+    if max_running > 0:
+        fair_sql = _FAIR_SQL.format(table=NodeRun._meta.db_table, instances=WorkflowInstance._meta.db_table)
+        fair = [_db_uuid(run.tenant_id), max_running]
+    sql = _CLAIM_SQL.format(table=NodeRun._meta.db_table, fair=fair_sql)
     extra: list[Any] = []
     if journal:
         sql = _CLAIM_AND_JOURNAL_SQL.format(claim=sql.strip(), events=InstanceEvent._meta.db_table)
@@ -315,11 +338,14 @@ def _claim(
                 QUEUED,
                 False,
                 continuation,
+                *fair,
                 *extra,
             ],
         )
         row = cursor.fetchone()
     if row is None:
+        if max_running > 0:
+            _throttle(instance_id, node_id, iteration, now)
         return None
     state = json.loads(row[2]) if isinstance(row[2], str) else row[2]
     event = None
@@ -334,6 +360,16 @@ def _claim(
             at=now,
         )
     return int(row[0]), int(row[1]), state, event
+
+
+def _throttle(instance_id: str, node_id: str, iteration: str, now: dt.datetime) -> None:
+    """A claim refused for the tenant's running limit: leave the node queued, sent again shortly.
+
+    (When the claim failed for another reason — claimed elsewhere, finished — this matches no row.)
+    """
+    NodeRun.objects.filter(
+        instance_id=_uuid(instance_id), node_id=node_id, iteration=iteration, status=QUEUED
+    ).update(deferred=True, available_at=now + timedelta(seconds=fairness.THROTTLE_DELAY_S))
 
 
 class NodeTimeout(Exception):
@@ -445,9 +481,7 @@ def execute(
     node = g.nodes[node_id]
     node_type = nodes.get(g.node_type(node_id))
     timeout = _node_timeout(node)
-    claimed = _claim(
-        instance_id, node_id, iteration, owner, leases.lease_seconds(), continuation=continuation
-    )
+    claimed = _claim(run, node_id, iteration, owner, leases.lease_seconds(), continuation=continuation)
     if claimed is None:
         return None  # already claimed, finished, canceled, or not yet due: the message was only a hint
     run_id, attempt, state, running_event = claimed
