@@ -253,7 +253,12 @@ CELERY_BEAT_SCHEDULE = {
         "task": "workflows.reconcile",
         "schedule": env.float("JETADMIN_WAKE_INTERVAL_S", 1.0),
     },
+    "triggers-fire-due-schedules": {
+        "task": "triggers.fire_due_schedules",
+        "schedule": env.float("JETADMIN_SCHEDULE_TICK_S", 5.0),
+    },
 }
+JETADMIN_WEBHOOK_RATE = env.str("JETADMIN_WEBHOOK_RATE", default="60/min")
 JETADMIN_EMBEDDED_WORKER_CONCURRENCY = env.int("JETADMIN_EMBEDDED_WORKER_CONCURRENCY", default=4)
 
 # --- cache (rate limits, short-lived counters): shared through Redis when there is one -------------

@@ -13,6 +13,7 @@ import contextlib
 import logging
 import os
 import threading
+import time
 from collections.abc import Iterator
 from datetime import timedelta
 
@@ -32,24 +33,31 @@ def lease_seconds() -> float:
 
 class Renewer:
     def __init__(self) -> None:
-        self._held: dict[int, str] = {}  # NodeRun id -> lease owner
+        self._held: dict[int, tuple[str, float]] = {}  # NodeRun id -> (lease owner, last claim/renewal)
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._pid: int | None = None
+        self._interval = 0.0
         self.renewals = 0
         self.lost: set[int] = set()
 
     @contextlib.contextmanager
     def hold(self, run_id: int, owner: str) -> Iterator[None]:
         with self._lock:
-            self._held[run_id] = owner
+            self._held[run_id] = (owner, time.monotonic())
             self.lost.discard(run_id)
             self._ensure_thread()
+            if self._interval > self.interval():
+                self._wake.set()  # the lease got shorter (tests): do not sleep past it
         try:
             yield
         finally:
             with self._lock:
                 self._held.pop(run_id, None)
+
+    @staticmethod
+    def interval() -> float:
+        return max(lease_seconds() / 3, 0.05)
 
     def _ensure_thread(self) -> None:
         if self._pid == os.getpid():
@@ -59,17 +67,25 @@ class Renewer:
 
     def _loop(self) -> None:
         while True:
-            self._wake.wait(max(lease_seconds() / 3, 0.05))
-            with self._lock:
-                held = dict(self._held)
-            if not held:
+            self._interval = self.interval()
+            self._wake.wait(self._interval)
+            self._wake.clear()
+            now = time.monotonic()
+            with self._lock:  # only holds a third of a lease old: fast nodes never cost a renewal
+                due = {k: owner for k, (owner, t) in self._held.items() if now - t >= self._interval * 0.9}
+            if not due:
                 continue
             try:
-                self.renew(held)
+                self.renew(due)
             except Exception:
                 logger.exception("lease renewal failed; retrying")
                 with contextlib.suppress(Exception):
                     connection.close()
+                continue
+            with self._lock:
+                for run_id, owner in due.items():
+                    if run_id in self._held:
+                        self._held[run_id] = (owner, now)
 
     def renew(self, held: dict[int, str]) -> None:
         until = timezone.now() + timedelta(seconds=lease_seconds())
