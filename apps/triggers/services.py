@@ -27,14 +27,12 @@ from apps.triggers.models import Overlap, Schedule, Webhook
 from apps.workflows.models import InstanceStatus, Trigger, Workflow, WorkflowInstance
 from apps.workflows.services import workflow_execute
 from jetadmin.api.errors import ApplicationError
+from jetadmin.api.parsers import json_problem
 
 logger = logging.getLogger(__name__)
 
-MAX_INPUT_DEPTH = 100  # nesting levels of a run input (webhook body, schedule input)
 
 MSG_INPUT_NOT_OBJECT = "The run input must be a JSON object."
-MSG_NUL = "It contains a NUL character (\\u0000), which cannot be stored."
-MSG_TOO_DEEP = f"It is nested more than {MAX_INPUT_DEPTH} levels deep."
 MSG_BAD_SIGNATURE = "Missing or invalid X-Jetadmin-Signature (expected sha256=<hex HMAC-SHA256 of the body>)."
 MSG_BODY_NOT_OBJECT = "The webhook body must be a JSON object (or empty)."
 MSG_BODY_NOT_JSON = "The webhook body is not valid JSON: {error}."
@@ -70,7 +68,7 @@ def _next_run(expr: str, tz: str, after: datetime) -> datetime:
 def _input_checked(value: Any) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise ApplicationError(MSG_INPUT_NOT_OBJECT, details={"input": [MSG_INPUT_NOT_OBJECT]})
-    problem = _json_problem(value)
+    problem = json_problem(value)
     if problem:
         raise ApplicationError(f"The run input is invalid. {problem}", details={"input": [problem]})
     return value
@@ -330,31 +328,10 @@ def _body_object(body: bytes) -> dict[str, Any]:
         raise ApplicationError(message, details={"body": [message]}) from None
     if not isinstance(value, dict):
         raise ApplicationError(MSG_BODY_NOT_OBJECT, details={"body": [MSG_BODY_NOT_OBJECT]})
-    problem = _json_problem(value)
+    problem = json_problem(value)
     if problem:
         raise ApplicationError(f"The webhook body is invalid. {problem}", details={"body": [problem]})
     return value
-
-
-def _json_problem(value: Any) -> str | None:
-    """Why a parsed JSON value cannot be stored as a run input, or None.
-
-    A NUL in a string (PostgreSQL's jsonb refuses it: the same 400 on every database) or nesting
-    deeper than :data:`MAX_INPUT_DEPTH` (storing it would recurse past Python's limit). Iterative,
-    since the point is to survive deep values.
-    """
-    stack: list[tuple[Any, int]] = [(value, 1)]
-    while stack:
-        item, depth = stack.pop()
-        if isinstance(item, str):
-            if "\x00" in item:
-                return MSG_NUL
-        elif isinstance(item, dict | list):
-            if depth > MAX_INPUT_DEPTH:
-                return MSG_TOO_DEEP
-            children = [*item.keys(), *item.values()] if isinstance(item, dict) else item
-            stack.extend((child, depth + 1) for child in children)
-    return None
 
 
 def webhook_fire(
