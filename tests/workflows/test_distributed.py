@@ -36,8 +36,10 @@ pytestmark = [
 ]
 
 
-def start_workers(tmp_path: Path, count: int = 2, concurrency: int = 4) -> list[subprocess.Popen[bytes]]:
-    env = subprocess_env(JETADMIN_NODE_MODULES="tests.workflows.testnodes")
+def start_workers(
+    tmp_path: Path, count: int = 2, concurrency: int = 4, **extra_env: str
+) -> list[subprocess.Popen[bytes]]:
+    env = subprocess_env(**{"JETADMIN_NODE_MODULES": "tests.workflows.testnodes", **extra_env})
     procs = []
     logs = []
     for i in range(count):

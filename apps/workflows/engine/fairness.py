@@ -14,6 +14,7 @@ The limits are read through a small per-process cache (``CACHE_S``), so a change
 
 from __future__ import annotations
 
+import random
 import threading
 import time
 from datetime import timedelta
@@ -24,7 +25,10 @@ from django.utils import timezone
 from apps.tenancy import selectors as tenancy
 
 CACHE_S = 5.0
-THROTTLE_DELAY_S = 0.5  # how long a node refused for the running limit waits before its next message
+# A node refused for the running limit is sent again after about this long, times how many of the
+# tenant's nodes wait per slot: re-sends then arrive at roughly ``limit / THROTTLE_DELAY_S`` per second
+# whatever the backlog, instead of every waiting node being re-sent every tick.
+THROTTLE_DELAY_S = 0.25
 _cache: dict[str, tuple[float, int, int]] = {}
 _lock = threading.Lock()
 
@@ -61,3 +65,12 @@ def start_delay(tenant_id: str) -> float:
     since = timezone.now() - timedelta(seconds=60)
     recent = WorkflowInstance.objects.filter(tenant_id=tenant_id, created_at__gte=since).count()
     return 60.0 * ((recent - 1) // per_minute) if recent > per_minute else 0.0
+
+
+def throttle_delay(tenant_id: str, max_running: int) -> float:
+    """Seconds until a node refused for the running limit is sent again (spread by the backlog)."""
+    from apps.workflows.models import NodeRun
+
+    waiting = NodeRun.objects.filter(instance__tenant_id=tenant_id, status="queued", deferred=True).count()
+    per_slot = max(1.0, waiting / max(max_running, 1))
+    return THROTTLE_DELAY_S * per_slot * random.uniform(0.5, 1.5)  # noqa: S311 - jitter, not security

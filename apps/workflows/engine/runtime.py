@@ -345,7 +345,7 @@ def _claim(
         row = cursor.fetchone()
     if row is None:
         if max_running > 0:
-            _throttle(instance_id, node_id, iteration, now)
+            _throttle(run, node_id, iteration, now, max_running)
         return None
     state = json.loads(row[2]) if isinstance(row[2], str) else row[2]
     event = None
@@ -362,14 +362,17 @@ def _claim(
     return int(row[0]), int(row[1]), state, event
 
 
-def _throttle(instance_id: str, node_id: str, iteration: str, now: dt.datetime) -> None:
-    """A claim refused for the tenant's running limit: leave the node queued, sent again shortly.
+def _throttle(run: RunData, node_id: str, iteration: str, now: dt.datetime, max_running: int) -> None:
+    """A claim refused for the tenant's running limit: leave the node queued, sent again later.
 
     (When the claim failed for another reason — claimed elsewhere, finished — this matches no row.)
     """
-    NodeRun.objects.filter(
-        instance_id=_uuid(instance_id), node_id=node_id, iteration=iteration, status=QUEUED
-    ).update(deferred=True, available_at=now + timedelta(seconds=fairness.THROTTLE_DELAY_S))
+    row = NodeRun.objects.filter(
+        instance_id=_uuid(run.instance_id), node_id=node_id, iteration=iteration, status=QUEUED
+    )
+    if row.exists():
+        delay = fairness.throttle_delay(run.tenant_id, max_running)
+        row.update(deferred=True, available_at=now + timedelta(seconds=delay))
 
 
 class NodeTimeout(Exception):
