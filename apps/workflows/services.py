@@ -313,7 +313,7 @@ def instance_input(
     400 with field errors when the data does not fit; 403 when the person may not answer; 409 when
     the node is not waiting (already answered, expired, canceled, or not a node that takes input).
     """
-    from django.core.exceptions import PermissionDenied
+    from rest_framework.exceptions import PermissionDenied
 
     from apps.workflows.nodes import base as nodes
 

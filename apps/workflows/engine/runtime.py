@@ -804,7 +804,7 @@ def _park(a: Attempt, wait: nodes.Wait) -> str | None:
             run.instance_id, node_id, iteration, WAITING, attempt=attempt, until=until, kind=wait.kind
         )
         if wait.kind != "timer":
-            _instance_to(run.instance_id, WAITING, fx)  # the run waits for a person or a child run
+            _mark_waiting(run.instance_id, fx)
         fx.write()
         fx.after_commit()
     return WAITING
@@ -852,6 +852,7 @@ def _start_child(a: Attempt, spec: nodes.StartChild) -> str | None:
                 input=inputs,
                 lease_owner="",
                 lease_expires_at=None,
+                attempt=max(attempt - 1, 0),  # waiting is not an attempt; the run after the child is
             )
             if not parked:
                 return None
@@ -870,7 +871,7 @@ def _start_child(a: Attempt, spec: nodes.StartChild) -> str | None:
             )
             start(child, graphs.build(version.graph, trusted=True))
             fx.node_event(run.instance_id, node_id, iteration, WAITING, attempt=attempt, child=str(child_id))
-            _instance_to(run.instance_id, WAITING, fx)
+            _mark_waiting(run.instance_id, fx)
             fx.write()
             fx.after_commit()
         return WAITING
@@ -1053,6 +1054,22 @@ def _end_instance(instance_id: str, status: str, fx: Effects, **fields: Any) -> 
             _end_instance(
                 str(child), CANCELED, fx, error={"code": "canceled", "message": "The parent run ended."}
             )
+
+
+# Node types whose "waiting" means the run waits on something outside it (a person, a child run).
+WAITS_OUTSIDE = ("approval", "dataCollection", "subWorkflow")
+
+
+def _busy(instance_id: Any) -> Any:
+    return NodeRun.objects.filter(instance_id=instance_id, status__in=(QUEUED, RUNNING)).exclude(
+        node_type=LOOP_HEAD
+    )
+
+
+def _mark_waiting(instance_id: str, fx: Effects) -> None:
+    """The run shows ``waiting`` when all it has left to do is wait for a person or a child run."""
+    if not _busy(_uuid(instance_id)).exists():
+        _instance_to(instance_id, WAITING, fx, only=RUNNING)
 
 
 def instance_resumed(instance_id: str, fx: Effects) -> None:
@@ -1403,6 +1420,17 @@ def _complete_stuck_scopes(limit: int) -> int:
     for iid, key in heads:
         complete_scope(str(iid), key)
         count += 1
+    waits = NodeRun.objects.filter(instance_id=OuterRef("pk"), status=WAITING, node_type__in=WAITS_OUTSIDE)
+    busy = NodeRun.objects.filter(instance_id=OuterRef("pk"), status__in=(QUEUED, RUNNING)).exclude(
+        node_type=LOOP_HEAD
+    )
+    idle = WorkflowInstance.objects.filter(status=RUNNING).filter(Exists(waits)).exclude(Exists(busy))
+    for iid in idle.values_list("id", flat=True)[:limit]:  # its other branches ended: now it only waits
+        fx = Effects()
+        with transaction.atomic():
+            _mark_waiting(str(iid), fx)
+            fx.write()
+            fx.after_commit()
     for iid, loop_id, outer in NodeRun.objects.filter(
         node_type="loop", status=WAITING, remaining=0
     ).values_list("instance_id", "node_id", "iteration")[:limit]:

@@ -133,10 +133,10 @@ class DataCollection(NodeType):
         for error in Draft202012Validator(dict(inputs.get("schema") or {})).iter_errors(data):
             path = ".".join(str(p) for p in error.absolute_path)
             if error.validator == "required" and isinstance(error.instance, dict):
-                for name in error.validator_value:
-                    if name not in error.instance:
-                        key = ".".join(p for p in ("data", path, str(name)) if p)
-                        errors.setdefault(key, []).append("This field is required.")
+                for name in error.validator_value:  # one error per missing field, each naming all
+                    key = ".".join(p for p in ("data", path, str(name)) if p)
+                    if name not in error.instance and key not in errors:
+                        errors[key] = ["This field is required."]
                 continue
             errors.setdefault(f"data.{path}" if path else "data", []).append(error.message)
         if errors:
