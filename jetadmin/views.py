@@ -8,6 +8,7 @@ in the API's JSON error shape under ``/api/`` and with HTML pages elsewhere.
 from __future__ import annotations
 
 import logging
+import sys
 import time
 import uuid
 from collections.abc import Callable
@@ -19,7 +20,7 @@ from django.db import connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 
-from jetadmin.api.errors import error_response
+from jetadmin.api.errors import error_response, outage_types
 from jetadmin.celery import app as celery_app
 
 logger = logging.getLogger(__name__)
@@ -106,6 +107,16 @@ def page_not_found(request: HttpRequest, exception: Exception | None = None) -> 
 
 
 def server_error(request: HttpRequest) -> HttpResponse:
+    raised = sys.exc_info()[1]
+    if raised is not None and isinstance(raised, outage_types()):  # not a bug: a service is down
+        message = "A service jetadmin needs is unavailable; try again shortly."
+        response: HttpResponse = (
+            error_response(503, message)
+            if _is_api(request)
+            else HttpResponse(f"<h1>Unavailable</h1><p>{message}</p>", status=503)  # no template: no DB
+        )
+        response["Retry-After"] = "5"
+        return response
     if _is_api(request):
         return JsonResponse(
             {"error": {"code": "server_error", "message": "Internal server error.", "details": {}}},

@@ -46,6 +46,30 @@ class Conflict(ApplicationError):
     code: str = "conflict"
 
 
+class ServiceUnavailable(exceptions.APIException):
+    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    default_detail = (
+        "A service jetadmin needs (the database or the broker) is unavailable; try again shortly."
+    )
+    default_code = "unavailable"
+
+
+def outage_types() -> tuple[type[BaseException], ...]:
+    """Exceptions that mean "a backing service is down", answered 503 (never 500)."""
+    from django.db import InterfaceError, OperationalError
+    from kombu.exceptions import OperationalError as BrokerError
+
+    types: list[type[BaseException]] = [OperationalError, InterfaceError, BrokerError]
+    try:
+        from redis.exceptions import ConnectionError as RedisConnectionError
+        from redis.exceptions import TimeoutError as RedisTimeoutError
+
+        types += [RedisConnectionError, RedisTimeoutError]
+    except ImportError:  # the embedded default may run without the redis client
+        pass
+    return tuple(types)
+
+
 class PayloadTooLarge(exceptions.APIException):
     status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
     default_detail = "Request body too large."
@@ -111,6 +135,8 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         exc = exceptions.NotFound()
     if isinstance(exc, DjangoPermissionDenied):
         exc = exceptions.PermissionDenied()
+    if isinstance(exc, outage_types()):
+        exc = ServiceUnavailable()
 
     # Imported here: rest_framework.views imports the API settings, which import our authentication
     # classes, which import the services that raise ApplicationError (a cycle at import time).

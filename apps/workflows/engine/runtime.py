@@ -187,12 +187,28 @@ class Effects:
             from apps.workflows.tasks import execute_node
 
             if enqueue:
-                with execute_node.app.producer_or_acquire() as producer:  # one connection for a fan-out
-                    for instance_id, node_id, iteration in enqueue:
-                        execute_node.apply_async((instance_id, node_id, iteration), producer=producer)
+                try:
+                    with execute_node.app.producer_or_acquire() as producer:  # one connection for a fan-out
+                        for instance_id, node_id, iteration in enqueue:
+                            execute_node.apply_async((instance_id, node_id, iteration), producer=producer)
+                except Exception as exc:  # the broker is down: the database has it, the reconciler sends it
+                    logger.warning(
+                        "could not send %d node message(s) (%s); the reconciler will", len(enqueue), exc
+                    )
+                    _send_soon(enqueue)
             events.publish(published)
 
         transaction.on_commit(send)
+
+
+def _send_soon(targets: list[tuple[str, str, str]]) -> None:
+    """Messages that could not be published: due for the reconciler's next pass, not in a minute."""
+    now = timezone.now()
+    for instance_id, node_id, iteration in targets:
+        with contextlib.suppress(Exception):
+            NodeRun.objects.filter(
+                instance_id=_uuid(instance_id), node_id=node_id, iteration=iteration, status=QUEUED
+            ).update(available_at=now)
 
 
 def _retry_db(fn: Callable[[], _T], attempts: int = 5) -> _T:
