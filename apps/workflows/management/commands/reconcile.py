@@ -5,9 +5,11 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from django import db
 from django.core.management.base import BaseCommand, CommandParser
 
 from apps.workflows.engine import runtime
+from jetadmin.api.errors import outage_types
 
 
 class Command(BaseCommand):
@@ -18,7 +20,15 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, every: float = 0, **options: Any) -> None:
         while True:
-            done = runtime.reconcile()
+            try:
+                done = runtime.reconcile()
+            except outage_types() as exc:  # the database or broker is down: keep trying, as beat would
+                if every <= 0:
+                    raise
+                self.stderr.write(f"reconcile failed ({type(exc).__name__}: {exc}); retrying in {every} s")
+                db.connections.close_all()
+                time.sleep(every)
+                continue
             self.stdout.write(
                 f"expired leases re-queued: {done.expired}, messages sent: {done.sent}, "
                 f"waiting nodes woken: {done.woken}, scopes completed: {done.completed}"
