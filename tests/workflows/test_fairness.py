@@ -75,7 +75,12 @@ def _finish_time(ids: list[Any], started: float, timeout: float) -> float:
             return time.monotonic() - started
         time.sleep(0.05)
     statuses = list(WorkflowInstance.objects.filter(pk__in=ids).values_list("status", flat=True))
-    raise AssertionError(f"not finished within {timeout} s: {statuses}")
+    open_nodes = list(
+        NodeRun.objects.filter(instance_id__in=ids, status__in=["queued", "running"]).values_list(
+            "node_id", "status", "deferred", "available_at", "attempt"
+        )
+    )
+    raise AssertionError(f"not finished within {timeout} s: {statuses}; open nodes: {open_nodes}")
 
 
 def test_a_flooding_tenant_does_not_starve_another(workers, reconciler, make_user, make_tenant, settings):

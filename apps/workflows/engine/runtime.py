@@ -1319,29 +1319,49 @@ def reconcile(limit: int = 500) -> Reconciled:
     done = Reconciled()
     now = timezone.now()
     done.expired = _requeue_expired(now, limit)
-    due = list(
-        NodeRun.objects.filter(available_at__lte=now, status__in=(QUEUED, WAITING))
+    done.sent = _send_due(now, limit)
+    due = list(  # waiting nodes whose time came (delay, expiry): one transaction each, journaled
+        NodeRun.objects.filter(available_at__lte=now, status=WAITING)
         .exclude(node_type__in=("loop", LOOP_HEAD))
-        .values_list("id", "instance_id", "node_id", "iteration", "status")[:limit]
+        .order_by("available_at")
+        .values_list("id", "instance_id", "node_id", "iteration")[:limit]
     )
-    for run_id, instance_id, node_id, iteration, status in due:
+    for run_id, instance_id, node_id, iteration in due:
         fx = Effects()
         with transaction.atomic():
-            changed = NodeRun.objects.filter(pk=run_id, status=status, available_at__lte=now).update(
+            changed = NodeRun.objects.filter(pk=run_id, status=WAITING, available_at__lte=now).update(
                 status=QUEUED, deferred=False, available_at=requeue_at(now)
             )
             if changed:
-                if status == WAITING:
-                    fx.node_event(str(instance_id), node_id, iteration, QUEUED, attempt=0, reason="due")
-                    _instance_to(str(instance_id), RUNNING, fx, only=WAITING)
-                    done.woken += 1
-                else:
-                    done.sent += 1
+                fx.node_event(str(instance_id), node_id, iteration, QUEUED, attempt=0, reason="due")
+                _instance_to(str(instance_id), RUNNING, fx, only=WAITING)
                 fx.enqueue.append((str(instance_id), node_id, iteration))
+                done.woken += 1
             fx.write()
             fx.after_commit()
     done.completed = _complete_stuck_scopes(limit)
     return done
+
+
+def _send_due(now: dt.datetime, limit: int) -> int:
+    """Send the messages of queued nodes that are due — backoff over, throttle over, or presumed lost —
+    oldest first (so a tenant's few are not starved by another's many), as one batch."""
+    fx = Effects()
+    with transaction.atomic():
+        rows = list(
+            NodeRun.objects.select_for_update(skip_locked=True)
+            .filter(available_at__lte=now, status=QUEUED)
+            .order_by("available_at")
+            .values_list("id", "instance_id", "node_id", "iteration")[:limit]
+        )
+        if not rows:
+            return 0
+        NodeRun.objects.filter(pk__in=[r[0] for r in rows], status=QUEUED).update(
+            deferred=False, available_at=requeue_at(now)
+        )
+        fx.enqueue = [(str(iid), node_id, iteration) for _, iid, node_id, iteration in rows]
+        fx.after_commit()
+    return len(rows)
 
 
 def wake_due(limit: int = 500) -> int:
