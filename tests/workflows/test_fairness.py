@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 from django.conf import settings
 from django.db import connection
+from django.utils import timezone
 
 from apps.tenancy import services as tenancy
 from apps.workflows import services
@@ -65,6 +66,7 @@ def reconciler(tmp_path: Path) -> Iterator[subprocess.Popen[bytes]]:
     )
     yield proc
     _stop(proc)
+    print(f"\nreconciler log (tail):\n{log.read_text(errors='replace')[-3000:]}")
 
 
 def _finish_time(ids: list[Any], started: float, timeout: float) -> float:
@@ -80,7 +82,9 @@ def _finish_time(ids: list[Any], started: float, timeout: float) -> float:
             "node_id", "status", "deferred", "available_at", "attempt"
         )
     )
-    raise AssertionError(f"not finished within {timeout} s: {statuses}; open nodes: {open_nodes}")
+    raise AssertionError(
+        f"not finished within {timeout} s (now {timezone.now()}): {statuses}; open nodes: {open_nodes}"
+    )
 
 
 def test_a_flooding_tenant_does_not_starve_another(workers, reconciler, make_user, make_tenant, settings):

@@ -201,12 +201,26 @@ def test_running_limit_refuses_the_claim_and_defers_the_node(start_run, settings
     assert claim_as(first, "start", "w1") is not None  # the tenant's one slot
     assert claim_as(second, "start", "w2") is None  # refused: over the limit
     held = node(second, "start")
-    assert (held.status, held.deferred) == ("queued", True)
-    assert held.available_at <= timezone.now() + timedelta(seconds=fairness.THROTTLE_DELAY_S + 1)
+    assert (held.status, held.deferred, held.lease_owner) == ("queued", True, fairness.THROTTLED)
+    assert runtime.reconcile().sent == 0  # the tenant's one slot is still taken: not sent (no churn)
     NodeRun.objects.filter(instance=first, node_id="start").update(status="succeeded")
-    NodeRun.objects.filter(pk=held.pk).update(available_at=timezone.now() - timedelta(seconds=1))
-    assert runtime.reconcile().sent == 1
-    assert claim_as(second, "start", "w2") is not None  # the slot is free again
+    assert runtime.reconcile().sent == 1  # a slot freed: sent
+    held.refresh_from_db()
+    assert (held.deferred, held.lease_owner) == (False, "")
+    assert runtime.reconcile().sent == 0
+    assert claim_as(second, "start", "w2") is not None
+
+
+def test_throttled_nodes_are_sent_only_as_slots_free_up(start_run, settings):
+    settings.JETADMIN_TENANT_MAX_RUNNING_NODES = 2
+    runs = [start_run() for _ in range(6)]
+    claimed = [claim_as(r, "start", f"w{i}") for i, r in enumerate(runs)]
+    assert [c is not None for c in claimed] == [True, True, False, False, False, False]
+    assert runtime.reconcile().sent == 0
+    NodeRun.objects.filter(instance=runs[0], node_id="start").update(status="succeeded")
+    assert runtime.reconcile().sent == 1  # one slot free: the oldest throttled node, only
+    sent = [node(r, "start").lease_owner == "" for r in runs[2:]]
+    assert sent == [True, False, False, False]
 
 
 def test_a_tenant_override_beats_the_default(start_run, settings, owner_tenant):

@@ -4,8 +4,9 @@ Two limits, each a setting with a per-tenant override on the tenant (0 = no limi
 
 * ``JETADMIN_TENANT_MAX_RUNNING_NODES`` — the claim of a node only succeeds while the tenant has fewer
   running nodes than this (one sub-select inside the claim statement). A refused node stays queued,
-  "deferred" a moment; the reconciler sends it again. A flooding tenant therefore occupies at most
-  this many worker slots, and its surplus messages are consumed in microseconds instead of hours.
+  marked throttled; the reconciler sends throttled nodes only as their tenant's slots free up. A
+  flooding tenant therefore occupies at most this many worker slots, and its backlog waits in the
+  database, not in the broker queue in front of other tenants' messages.
 * ``JETADMIN_TENANT_MAX_STARTS_PER_MINUTE`` — runs started beyond this within a minute are admitted
   (nothing is refused or lost) but their first nodes are deferred to the next free minute window.
 
@@ -14,9 +15,9 @@ The limits are read through a small per-process cache (``CACHE_S``), so a change
 
 from __future__ import annotations
 
-import random
 import threading
 import time
+import uuid
 from datetime import timedelta
 
 from django.conf import settings
@@ -25,10 +26,9 @@ from django.utils import timezone
 from apps.tenancy import selectors as tenancy
 
 CACHE_S = 5.0
-# A node refused for the running limit is sent again after about this long, times how many of the
-# tenant's nodes wait per slot: re-sends then arrive at roughly ``limit / THROTTLE_DELAY_S`` per second
-# whatever the backlog, instead of every waiting node being re-sent every tick.
-THROTTLE_DELAY_S = 0.25
+# The lease_owner of a queued node refused for its tenant's running limit: the reconciler sends such
+# nodes only as slots of their tenant free up (so a flooding tenant's backlog never churns the broker).
+THROTTLED = "~throttled"
 _cache: dict[str, tuple[float, int, int]] = {}
 _lock = threading.Lock()
 
@@ -67,10 +67,29 @@ def start_delay(tenant_id: str) -> float:
     return 60.0 * ((recent - 1) // per_minute) if recent > per_minute else 0.0
 
 
-def throttle_delay(tenant_id: str, max_running: int) -> float:
-    """Seconds until a node refused for the running limit is sent again (spread by the backlog)."""
+def free_slots(now: object = None) -> dict[uuid.UUID, int]:
+    """For each tenant with throttled nodes: how many more nodes it may run now (limit - running)."""
+    from django.db.models import Count
+
     from apps.workflows.models import NodeRun
 
-    waiting = NodeRun.objects.filter(instance__tenant_id=tenant_id, status="queued", deferred=True).count()
-    per_slot = max(1.0, waiting / max(max_running, 1))
-    return THROTTLE_DELAY_S * per_slot * random.uniform(0.5, 1.5)  # noqa: S311 - jitter, not security
+    tenants = set(
+        NodeRun.objects.filter(status="queued", lease_owner=THROTTLED)
+        .values_list("instance__tenant_id", flat=True)
+        .distinct()
+    )
+    if not tenants:
+        return {}
+    running = dict(
+        NodeRun.objects.filter(
+            status="running", lease_expires_at__isnull=False, instance__tenant_id__in=tenants
+        )
+        .values("instance__tenant_id")
+        .annotate(n=Count("id"))
+        .values_list("instance__tenant_id", "n")
+    )
+    free: dict[uuid.UUID, int] = {}
+    for tenant in tenants:
+        limit, _ = limits(str(tenant))
+        free[tenant] = limit - running.get(tenant, 0) if limit > 0 else 1_000_000
+    return free

@@ -361,7 +361,7 @@ def _claim(
         row = cursor.fetchone()
     if row is None:
         if max_running > 0:
-            _throttle(run, node_id, iteration, now, max_running)
+            _throttle(run, node_id, iteration, now)
         return None
     state = json.loads(row[2]) if isinstance(row[2], str) else row[2]
     event = None
@@ -378,17 +378,15 @@ def _claim(
     return int(row[0]), int(row[1]), state, event
 
 
-def _throttle(run: RunData, node_id: str, iteration: str, now: dt.datetime, max_running: int) -> None:
-    """A claim refused for the tenant's running limit: leave the node queued, sent again later.
+def _throttle(run: RunData, node_id: str, iteration: str, now: dt.datetime) -> None:
+    """A claim refused for the tenant's running limit: the node stays queued, marked throttled; the
+    reconciler sends it when the tenant has a free slot (never sooner, so nothing churns).
 
     (When the claim failed for another reason — claimed elsewhere, finished — this matches no row.)
     """
-    row = NodeRun.objects.filter(
+    NodeRun.objects.filter(
         instance_id=_uuid(run.instance_id), node_id=node_id, iteration=iteration, status=QUEUED
-    )
-    if row.exists():
-        delay = fairness.throttle_delay(run.tenant_id, max_running)
-        row.update(deferred=True, available_at=now + timedelta(seconds=delay))
+    ).update(deferred=True, available_at=now, lease_owner=fairness.THROTTLED)
 
 
 class NodeTimeout(Exception):
@@ -1344,22 +1342,32 @@ def reconcile(limit: int = 500) -> Reconciled:
 
 
 def _send_due(now: dt.datetime, limit: int) -> int:
-    """Send the messages of queued nodes that are due — backoff over, throttle over, or presumed lost —
-    oldest first (so a tenant's few are not starved by another's many), as one batch."""
+    """Send the messages of queued nodes that are due — backoff over, or presumed lost — and of
+    throttled nodes whose tenant has a free slot (at most that many), oldest first, as one batch."""
+    free = fairness.free_slots(now)  # tenant id -> slots; absent = no throttled nodes to consider
+    saturated = [tenant for tenant, slots in free.items() if slots <= 0]
     fx = Effects()
     with transaction.atomic():
-        rows = list(
-            NodeRun.objects.select_for_update(skip_locked=True)
+        due = (
+            NodeRun.objects.select_for_update(skip_locked=True, of=("self",))
             .filter(available_at__lte=now, status=QUEUED)
+            .exclude(lease_owner=fairness.THROTTLED, instance__tenant_id__in=saturated)
             .order_by("available_at")
-            .values_list("id", "instance_id", "node_id", "iteration")[:limit]
+            .values_list("id", "instance_id", "node_id", "iteration", "lease_owner", "instance__tenant_id")
         )
+        rows = []
+        for row in due[:limit]:
+            if row[4] == fairness.THROTTLED:
+                if free.get(row[5], 1) <= 0:
+                    continue
+                free[row[5]] = free.get(row[5], 1) - 1
+            rows.append(row)
         if not rows:
             return 0
         NodeRun.objects.filter(pk__in=[r[0] for r in rows], status=QUEUED).update(
-            deferred=False, available_at=requeue_at(now)
+            deferred=False, available_at=requeue_at(now), lease_owner=""
         )
-        fx.enqueue = [(str(iid), node_id, iteration) for _, iid, node_id, iteration in rows]
+        fx.enqueue = [(str(r[1]), r[2], r[3]) for r in rows]
         fx.after_commit()
     return len(rows)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+import traceback
 from typing import Any
 
 from django import db
@@ -22,10 +23,15 @@ class Command(BaseCommand):
         while True:
             try:
                 done = runtime.reconcile()
-            except outage_types() as exc:  # the database or broker is down: keep trying, as beat would
+            except Exception as exc:  # a database or broker outage, or a bug: keep going, as beat would
                 if every <= 0:
                     raise
-                self.stderr.write(f"reconcile failed ({type(exc).__name__}: {exc}); retrying in {every} s")
+                if isinstance(exc, outage_types()):
+                    self.stderr.write(
+                        f"reconcile failed ({type(exc).__name__}: {exc}); retrying in {every} s"
+                    )
+                else:
+                    self.stderr.write(f"reconcile failed:\n{traceback.format_exc()}")
                 db.connections.close_all()
                 time.sleep(every)
                 continue
