@@ -10,6 +10,7 @@ import pytest
 from apps.tenancy import services as tenancy
 from apps.tenancy.models import Tenant, User
 from apps.workflows import services
+from apps.workflows.engine import runtime
 from apps.workflows.models import NodeRun, WorkflowInstance
 from jetadmin import embedded
 
@@ -29,8 +30,14 @@ def embedded_worker(_embedded_session: None) -> Iterator[Any]:
     follows a transactional test never races a worker thread.
     """
     yield embedded.start(concurrency=4)
-    WorkflowInstance.objects.filter(status__in=["queued", "running", "waiting"]).update(status="canceled")
-    NodeRun.objects.filter(status__in=["pending", "queued", "running", "waiting"]).update(status="canceled")
+
+    def cancel_open() -> None:
+        open_runs = ["queued", "running", "waiting"]
+        WorkflowInstance.objects.filter(status__in=open_runs).update(status="canceled")
+        NodeRun.objects.filter(status__in=["pending", *open_runs]).update(status="canceled")
+
+    # A worker thread may be settling rows at this moment: the bulk update can deadlock with it once.
+    runtime._retry_db(cancel_open)
     embedded.quiesce()
 
 
