@@ -11,6 +11,7 @@ Two deployments, one code path (ARCHITECTURE §5):
 
 from __future__ import annotations
 
+import base64
 import secrets
 import warnings
 from pathlib import Path
@@ -27,18 +28,26 @@ environ.Env.read_env(BASE_DIR / ".env", overwrite=False) if (BASE_DIR / ".env").
 DATA_DIR = Path(env.str("JETADMIN_DATA_DIR", default=str(BASE_DIR / "var")))
 
 
-def _local_secret(name: str) -> str:
+def _local_secret(name: str, make: Any = None) -> str:
     """A secret generated once and kept in the data dir (embedded default only)."""
     DATA_DIR.mkdir(parents=True, exist_ok=True)
     path = DATA_DIR / name
     if not path.exists():
-        path.write_text(secrets.token_urlsafe(50))
+        path.write_text(make() if make else secrets.token_urlsafe(50))
         path.chmod(0o600)
     return path.read_text().strip()
 
 
 DEBUG = env.bool("DEBUG", default=False)
 SECRET_KEY = env.str("SECRET_KEY", default="") or _local_secret("secret_key")
+# Secrets at rest (jetadmin/crypto.py): Fernet keys, the first encrypts, all decrypt. Unset: a key is
+# generated once into the data dir — fine for one machine; set the variable when processes run apart.
+JETADMIN_ENCRYPTION_KEYS = env.list("JETADMIN_ENCRYPTION_KEYS", default=[])
+JETADMIN_ENCRYPTION_KEY_FILE = None if JETADMIN_ENCRYPTION_KEYS else str(DATA_DIR / "encryption_key")
+if not JETADMIN_ENCRYPTION_KEYS:
+    JETADMIN_ENCRYPTION_KEYS = [
+        _local_secret("encryption_key", lambda: base64.urlsafe_b64encode(secrets.token_bytes(32)).decode())
+    ]
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]", "testserver"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 

@@ -59,7 +59,7 @@ class WebhookAdmin(ReadOnlyAdmin):
     list_display = ["name", "prefix", "workflow", "tenant", "created_at", "last_used_at", "revoked_at"]
     list_filter = ["revoked_at"]
     search_fields = ["name", "prefix", "workflow__name", "tenant__name"]
-    exclude = ["token_hash", "secret"]
+    exclude = ["token_hash", "secret_encrypted"]
     actions = ["revoke"]
 
     @admin.action(description="Revoke the selected webhooks", permissions=["manage"])

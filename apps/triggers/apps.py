@@ -6,3 +6,8 @@ class TriggersConfig(AppConfig):
     name = "apps.triggers"
     label = "triggers"
     verbose_name = "Workflow triggers"
+
+    def ready(self) -> None:
+        from jetadmin import crypto
+
+        crypto.register_field("triggers.Webhook", "secret_encrypted")  # re-encrypted on key rotation

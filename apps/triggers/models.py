@@ -61,8 +61,9 @@ class Webhook(models.Model):
     name = models.CharField(max_length=200, blank=True, default="")
     token_hash = models.CharField(max_length=64, unique=True)
     prefix = models.CharField(max_length=16)
-    # The HMAC-SHA256 key senders sign bodies with ("" = no signature required). Write-only in the API.
-    secret = models.CharField(max_length=200, blank=True, default="")
+    # The HMAC-SHA256 key senders sign bodies with, encrypted (jetadmin/crypto.py); "" = no signature
+    # required. Write-only in the API, never shown in the admin.
+    secret_encrypted = models.TextField(blank=True, default="")
     revoked_at = models.DateTimeField(null=True, blank=True)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
@@ -78,7 +79,7 @@ class Webhook(models.Model):
 
     @property
     def has_secret(self) -> bool:
-        return bool(self.secret)
+        return bool(self.secret_encrypted)
 
     @property
     def is_active(self) -> bool:

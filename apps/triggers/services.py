@@ -26,6 +26,7 @@ from apps.triggers import cron
 from apps.triggers.models import Overlap, Schedule, Webhook
 from apps.workflows.models import InstanceStatus, Trigger, Workflow, WorkflowInstance
 from apps.workflows.services import workflow_execute
+from jetadmin import crypto
 from jetadmin.api.errors import ApplicationError
 from jetadmin.api.parsers import json_problem
 
@@ -254,7 +255,7 @@ def webhook_create(
         name=name,
         token_hash=_hash(raw),
         prefix=raw[:12],
-        secret=secret,
+        secret_encrypted=crypto.encrypt(secret) if secret else "",
         created_by=actor.user,
     )
     audit_log_write(
@@ -349,7 +350,9 @@ def webhook_fire(
     )
     if webhook is None:
         raise NotFound()
-    if webhook.secret and not _signature_ok(webhook.secret, body, signature):
+    if webhook.secret_encrypted and not _signature_ok(
+        crypto.decrypt(webhook.secret_encrypted), body, signature
+    ):
         raise ApplicationError(MSG_BAD_SIGNATURE, code="not_authenticated", status_code=401)
     payload = _body_object(body)
     _rate_limit(webhook)

@@ -39,6 +39,11 @@ class Command(BaseCommand):
             mode = "distributed (run `celery -A jetadmin worker` and `celery -A jetadmin beat` beside it)"
         shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host  # noqa: S104 - only for the printed URL
         self.stdout.write(self.style.SUCCESS(f"jetadmin serving on http://{shown}:{port}/  [{mode}]"))
+        if settings.JETADMIN_ENCRYPTION_KEY_FILE:
+            self.stdout.write(
+                f"Secrets are encrypted with the generated key in {settings.JETADMIN_ENCRYPTION_KEY_FILE} "
+                "(keep it; set JETADMIN_ENCRYPTION_KEYS to use your own)."
+            )
         workers = 1 if settings.EMBEDDED else opts["workers"]
         try:
             uvicorn.run(
