@@ -66,6 +66,7 @@ INSTALLED_APPS = [
     "apps.tenancy",
     "apps.workflows",
     "apps.triggers",
+    "apps.datasources",
 ]
 
 MIDDLEWARE = [
@@ -214,6 +215,8 @@ SPECTACULAR_SETTINGS = {
 }
 
 JETADMIN_NODE_MODULES = env.list("JETADMIN_NODE_MODULES", default=[])
+# SQLite datasources may only open files under this directory (apps/datasources/connectors/sqlite.py).
+JETADMIN_SQLITE_ROOT = env.str("JETADMIN_SQLITE_ROOT", default=str(DATA_DIR / "datasources"))
 JETADMIN_INLINE_BUDGET_S = env.float("JETADMIN_INLINE_BUDGET_S", default=2.0)
 # Durable execution: a claim's lease (renewed every third of it while a node runs), how long a queued
 # node may wait for its message before the reconciler presumes it lost and sends another, and how

@@ -1,0 +1,169 @@
+"""The connector contract: a plain class per datasource type, registered by its ``type`` string.
+
+A connector declares its identity (``type``, ``name``, ``category``) and the JSON Schema of its
+config — secret fields carry ``"writeOnly": true`` — and implements ``connect/close/execute/
+validate/health_check``. ``execute`` returns a normalized :class:`Result` (``columns, rows,
+row_count, truncated, duration_ms``) and raises typed :class:`ConnectorError` subclasses whose
+messages tell a user what to fix. Connectors hold no workflow logic and never format values into
+query text: parameters are bound by the driver.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import jsonschema
+
+
+class ConnectorError(Exception):
+    code: ClassVar[str] = "connector_error"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class ConfigInvalid(ConnectorError):
+    code = "config_invalid"
+
+    def __init__(self, message: str, errors: dict[str, list[str]] | None = None) -> None:
+        super().__init__(message)
+        self.errors = errors or {}
+
+
+class AuthFailed(ConnectorError):
+    code = "auth_failed"
+
+
+class Unreachable(ConnectorError):
+    code = "unreachable"
+
+
+class QueryTimeout(ConnectorError):
+    code = "timeout"
+
+
+class BadQuery(ConnectorError):
+    code = "bad_query"
+
+
+class ReadOnlyViolation(BadQuery):
+    code = "read_only"
+
+
+@dataclass
+class Result:
+    columns: list[str]
+    rows: list[list[Any]]
+    row_count: int
+    truncated: bool
+    duration_ms: float
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "columns": self.columns,
+            "rows": self.rows,
+            "row_count": self.row_count,
+            "truncated": self.truncated,
+            "duration_ms": round(self.duration_ms, 2),
+            **self.extra,
+        }
+
+
+class Connector:
+    type: ClassVar[str]
+    name: ClassVar[str]
+    category: ClassVar[str] = "database"
+    config_schema: ClassVar[dict[str, Any]] = {"type": "object"}
+    default_row_limit: ClassVar[int] = 10_000
+
+    def __init__(self, config: Mapping[str, Any]) -> None:
+        self.config = dict(config)
+
+    # --- lifecycle ---------------------------------------------------------------------------------
+    def connect(self) -> None:
+        """Open the connection (or pool); raise AuthFailed / Unreachable with an actionable message."""
+
+    def close(self) -> None:
+        pass
+
+    @contextlib.contextmanager
+    def session(self) -> Iterator[Connector]:
+        self.connect()
+        try:
+            yield self
+        finally:
+            self.close()
+
+    # --- work --------------------------------------------------------------------------------------
+    def validate(self, body: Any) -> list[str]:
+        """Problems with a query body, without running it (empty when it looks runnable)."""
+        return []
+
+    def execute(
+        self, body: Any, params: Mapping[str, Any] | None = None, *, timeout_s: float = 30, row_limit: int = 0
+    ) -> Result:
+        raise NotImplementedError
+
+    def health_check(self) -> None:
+        """Raise a ConnectorError when the datasource cannot be used; return quietly when it can."""
+        self.connect()
+        self.close()
+
+    # --- metadata ----------------------------------------------------------------------------------
+    @classmethod
+    def secret_fields(cls) -> list[str]:
+        props = cls.config_schema.get("properties", {})
+        return sorted(name for name, spec in props.items() if spec.get("writeOnly"))
+
+    @classmethod
+    def check_config(cls, config: Any) -> dict[str, Any]:
+        """The config validated against the schema; ConfigInvalid names each bad field."""
+        errors: dict[str, list[str]] = {}
+        for error in jsonschema.Draft202012Validator(cls.config_schema).iter_errors(config):
+            path = ".".join(str(p) for p in error.absolute_path)
+            if error.validator == "required" and isinstance(error.instance, dict):
+                for name in error.validator_value:
+                    if name not in error.instance:
+                        errors.setdefault(name, ["This field is required."])
+                continue
+            errors.setdefault(path or "config", []).append(error.message)
+        if errors:
+            first = next(iter(errors.items()))
+            raise ConfigInvalid(f"Invalid {cls.name} config: {first[0]}: {first[1][0]}", errors)
+        return dict(config)
+
+    @classmethod
+    def describe(cls) -> dict[str, Any]:
+        return {
+            "type": cls.type,
+            "name": cls.name,
+            "category": cls.category,
+            "config_schema": cls.config_schema,
+        }
+
+
+REGISTRY: dict[str, type[Connector]] = {}
+
+
+def register(cls: type[Connector]) -> type[Connector]:
+    if cls.type in REGISTRY:
+        raise ValueError(f"connector type {cls.type!r} is registered twice")
+    REGISTRY[cls.type] = cls
+    return cls
+
+
+def get(type_name: str) -> type[Connector]:
+    try:
+        return REGISTRY[type_name]
+    except KeyError:
+        known = ", ".join(sorted(REGISTRY))
+        raise ConfigInvalid(f"Unknown datasource type {type_name!r}; known types: {known}.") from None
+
+
+def row_limit_for(connector: Connector, row_limit: int) -> int:
+    return row_limit if row_limit > 0 else connector.default_row_limit

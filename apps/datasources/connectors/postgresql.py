@@ -1,0 +1,140 @@
+"""PostgreSQL through psycopg 3. Parameters are bound by the driver (``%(name)s``) and every statement
+goes through the extended protocol (``prepare=True``), which runs exactly one statement — so
+``'; DROP TABLE …`` can never become a second command. Read-only is the server's: each transaction
+is ``BEGIN READ ONLY``. ``statement_timeout`` bounds every query server-side."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import psycopg
+from psycopg import errors as pg_errors
+
+from .base import (
+    AuthFailed,
+    BadQuery,
+    Connector,
+    QueryTimeout,
+    ReadOnlyViolation,
+    Result,
+    Unreachable,
+    register,
+    row_limit_for,
+)
+
+
+@register
+class PostgreSQLConnector(Connector):
+    type = "postgresql"
+    name = "PostgreSQL"
+    config_schema = {
+        "type": "object",
+        "required": ["host", "database", "user"],
+        "additionalProperties": False,
+        "properties": {
+            "host": {"type": "string", "minLength": 1, "maxLength": 255},
+            "port": {"type": "integer", "minimum": 1, "maximum": 65535, "default": 5432},
+            "database": {"type": "string", "minLength": 1, "maxLength": 63},
+            "user": {"type": "string", "minLength": 1, "maxLength": 63},
+            "password": {"type": "string", "maxLength": 500, "writeOnly": True},
+            "sslmode": {
+                "type": "string",
+                "enum": ["disable", "allow", "prefer", "require", "verify-ca", "verify-full"],
+                "default": "prefer",
+            },
+            "connect_timeout_s": {"type": "integer", "minimum": 1, "maximum": 30, "default": 5},
+            "read_only": {"type": "boolean", "default": False},
+        },
+    }
+
+    conn: psycopg.Connection[Any] | None = None
+
+    def connect(self) -> None:
+        c = self.config
+        try:
+            self.conn = psycopg.connect(
+                host=c["host"],
+                port=int(c.get("port", 5432)),
+                dbname=c["database"],
+                user=c["user"],
+                password=c.get("password") or None,
+                sslmode=c.get("sslmode", "prefer"),
+                connect_timeout=int(c.get("connect_timeout_s", 5)),
+                application_name="jetadmin",
+            )
+        except psycopg.OperationalError as exc:
+            raise _connect_error(exc, c) from None
+        self.conn.read_only = bool(c.get("read_only"))
+
+    def live(self) -> psycopg.Connection[Any]:
+        if self.conn is None:
+            raise Unreachable("Not connected.")
+        return self.conn
+
+    def close(self) -> None:
+        if self.conn is not None:
+            self.conn.close()
+            self.conn = None
+
+    def health_check(self) -> None:
+        with self.session():
+            self.live().execute("SELECT 1")
+
+    def validate(self, body: Any) -> list[str]:
+        if not isinstance(body, str) or not body.strip():
+            return ["The query must be non-empty SQL text."]
+        return []
+
+    def execute(
+        self, body: Any, params: Mapping[str, Any] | None = None, *, timeout_s: float = 30, row_limit: int = 0
+    ) -> Result:
+        problems = self.validate(body)
+        if problems:
+            raise BadQuery(problems[0])
+        limit = row_limit_for(self, row_limit)
+        own = self.conn is None
+        if own:
+            self.connect()
+        conn = self.live()
+        started = time.monotonic()
+        try:
+            with conn.transaction(), conn.cursor() as cursor:
+                cursor.execute(
+                    "SELECT set_config('statement_timeout', %s, true)", [f"{int(timeout_s * 1000)}ms"]
+                )
+                cursor.execute(body, dict(params or {}), prepare=True)  # one statement, bound parameters
+                columns = [d.name for d in cursor.description or []]
+                fetched = cursor.fetchmany(limit + 1) if columns else []
+        except pg_errors.QueryCanceled:
+            raise QueryTimeout(f"The query ran past its timeout of {timeout_s:g} s.") from None
+        except pg_errors.ReadOnlySqlTransaction:
+            raise ReadOnlyViolation("This datasource is read-only: PostgreSQL refused the write.") from None
+        except psycopg.OperationalError as exc:
+            raise Unreachable(f"PostgreSQL connection lost: {_first_line(exc)}") from None
+        except (psycopg.Error, KeyError, TypeError) as exc:  # KeyError/TypeError: a missing parameter
+            raise BadQuery(f"PostgreSQL: {_first_line(exc)}") from None
+        finally:
+            if own:
+                self.close()
+        rows = [list(r) for r in fetched[:limit]]
+        return Result(columns, rows, len(rows), len(fetched) > limit, (time.monotonic() - started) * 1000)
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+
+
+def _connect_error(exc: psycopg.OperationalError, c: Mapping[str, Any]) -> Exception:
+    text = str(exc)
+    where = f"{c['host']}:{c.get('port', 5432)}"
+    if "password authentication failed" in text or "no password supplied" in text:
+        return AuthFailed(f"PostgreSQL at {where} refused user {c['user']!r}: check the user and password.")
+    if "role" in text and "does not exist" in text:
+        return AuthFailed(f"PostgreSQL at {where} has no user {c['user']!r}.")
+    if "database" in text and "does not exist" in text:
+        return Unreachable(f"PostgreSQL at {where} has no database {c['database']!r}.")
+    if "timeout" in text:
+        return Unreachable(f"PostgreSQL at {where} did not answer within {c.get('connect_timeout_s', 5)} s.")
+    return Unreachable(f"Cannot reach PostgreSQL at {where}: {_first_line(exc)}")

@@ -1,0 +1,163 @@
+"""The SQLite and PostgreSQL connectors against real databases: params, caps, timeouts, read-only,
+typed errors, and an injection corpus that never writes."""
+
+from __future__ import annotations
+
+import sqlite3
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+
+from apps.datasources.connectors import base, get
+from apps.datasources.connectors.postgresql import PostgreSQLConnector
+from apps.datasources.connectors.sqlite import SQLiteConnector
+
+INJECTIONS = [
+    "'; DROP TABLE orders; --",
+    "1; DELETE FROM orders",
+    "x' OR '1'='1",
+    "COMMIT; DELETE FROM orders; --",
+    "/* */ DROP TABLE orders",
+    "\\'; DROP TABLE orders; --",
+]
+
+
+# --- SQLite ----------------------------------------------------------------------------------------------
+@pytest.fixture
+def sqlite_db(tmp_path: Path, settings: Any) -> str:
+    settings.JETADMIN_SQLITE_ROOT = str(tmp_path)
+    conn = sqlite3.connect(tmp_path / "shop.db")
+    conn.execute("CREATE TABLE orders (id INTEGER PRIMARY KEY, customer TEXT, total REAL)")
+    conn.executemany(
+        "INSERT INTO orders (customer, total) VALUES (?, ?)", [(f"c{i % 5}", i) for i in range(50)]
+    )
+    conn.commit()
+    conn.close()
+    return "shop.db"
+
+
+def count(path: Path) -> int:
+    with sqlite3.connect(path) as conn:
+        return int(conn.execute("SELECT COUNT(*) FROM orders").fetchone()[0])
+
+
+def test_sqlite_query_with_params_and_row_cap(sqlite_db: str) -> None:
+    c = SQLiteConnector({"path": sqlite_db})
+    r = c.execute("SELECT customer, total FROM orders WHERE customer = :who ORDER BY id", {"who": "c1"})
+    assert r.columns == ["customer", "total"] and r.row_count == 10 and not r.truncated
+    assert r.rows[0] == ["c1", 1.0]
+    capped = c.execute("SELECT id FROM orders", row_limit=7)
+    assert (capped.row_count, capped.truncated) == (7, True)
+
+
+def test_sqlite_paths_stay_under_the_root(sqlite_db: str, settings: Any) -> None:
+    for path in ("../shop.db", "/etc/passwd", "../../var/jetadmin.sqlite3"):
+        with pytest.raises(base.ConfigInvalid):
+            SQLiteConnector({"path": path}).health_check()
+    with pytest.raises(base.Unreachable, match="No SQLite database"):
+        SQLiteConnector({"path": "missing.db"}).health_check()
+    SQLiteConnector({"path": sqlite_db}).health_check()
+
+
+def test_sqlite_injection_corpus_never_writes(sqlite_db: str, settings: Any) -> None:
+    path = Path(settings.JETADMIN_SQLITE_ROOT) / sqlite_db
+    c = SQLiteConnector({"path": sqlite_db})
+    for value in INJECTIONS:
+        r = c.execute("SELECT COUNT(*) AS n FROM orders WHERE customer = :who", {"who": value})
+        assert r.rows == [[0]]
+    for body in ("SELECT 1; DELETE FROM orders", "SELECT 1; DROP TABLE orders;"):
+        with pytest.raises(base.BadQuery):
+            c.execute(body)
+    assert count(path) == 50
+
+
+def test_sqlite_read_only_is_enforced_by_the_database(sqlite_db: str, settings: Any) -> None:
+    path = Path(settings.JETADMIN_SQLITE_ROOT) / sqlite_db
+    with pytest.raises(base.ReadOnlyViolation):
+        SQLiteConnector({"path": sqlite_db, "read_only": True}).execute("DELETE FROM orders")
+    assert count(path) == 50
+    SQLiteConnector({"path": sqlite_db}).execute("DELETE FROM orders WHERE id = 1")
+    assert count(path) == 49
+
+
+def test_sqlite_timeout(sqlite_db: str) -> None:
+    slow = "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n) SELECT COUNT(*) FROM n"
+    with pytest.raises(base.QueryTimeout, match=r"timeout of 0\.2 s"):
+        SQLiteConnector({"path": sqlite_db}).execute(slow, timeout_s=0.2)
+
+
+def test_config_errors_name_the_field() -> None:
+    with pytest.raises(base.ConfigInvalid) as info:
+        get("postgresql").check_config({"host": "db", "port": "x"})
+    assert {"database", "user", "port"} <= set(info.value.errors)
+    with pytest.raises(base.ConfigInvalid, match="known types"):
+        get("oracle-9i")
+    assert PostgreSQLConnector.secret_fields() == ["password"]
+    assert SQLiteConnector.secret_fields() == []
+
+
+# --- PostgreSQL ------------------------------------------------------------------------------------------
+PG = {"host": "127.0.0.1", "port": 5432, "user": "postgres"}
+
+
+@pytest.fixture(scope="module")
+def pg_database() -> Iterator[str]:
+    try:
+        admin = psycopg.connect(**{**PG, "dbname": "postgres"}, autocommit=True, connect_timeout=3)
+    except psycopg.OperationalError as exc:
+        pytest.skip(f"no PostgreSQL at 127.0.0.1:5432 ({exc})")
+    name = f"jetadmin_conn_{uuid.uuid4().hex[:8]}"
+    admin.execute(f'CREATE DATABASE "{name}"')
+    with psycopg.connect(**PG, dbname=name, autocommit=True) as conn:
+        conn.execute("CREATE TABLE orders (id serial PRIMARY KEY, customer text, total numeric)")
+        conn.execute(
+            "INSERT INTO orders (customer, total) SELECT 'c' || (i % 5), i FROM generate_series(0, 49) i"
+        )
+    yield name
+    admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+    admin.close()
+
+
+def pg_count(name: str) -> int:
+    with psycopg.connect(**PG, dbname=name) as conn:
+        return int(conn.execute("SELECT COUNT(*) FROM orders").fetchone()[0])
+
+
+def test_postgresql_connect_errors_are_typed(pg_database: str) -> None:
+    PostgreSQLConnector({**PG, "database": pg_database}).health_check()
+    with pytest.raises(base.AuthFailed, match="no user 'nobody_here'"):
+        PostgreSQLConnector({**PG, "user": "nobody_here", "database": pg_database}).health_check()
+    with pytest.raises(base.Unreachable, match="no database"):
+        PostgreSQLConnector({**PG, "database": "no_such_db_xyz"}).health_check()
+    with pytest.raises(base.Unreachable, match=r"Cannot reach PostgreSQL at 127\.0\.0\.1:1"):
+        PostgreSQLConnector({**PG, "port": 1, "database": pg_database}).health_check()
+
+
+def test_postgresql_params_cap_and_injection(pg_database: str) -> None:
+    c = PostgreSQLConnector({**PG, "database": pg_database})
+    r = c.execute("SELECT customer, total FROM orders WHERE customer = %(who)s ORDER BY id", {"who": "c2"})
+    assert r.columns == ["customer", "total"] and r.row_count == 10
+    assert (c.execute("SELECT id FROM orders", row_limit=5).truncated) is True
+    for value in INJECTIONS:
+        assert c.execute("SELECT COUNT(*) FROM orders WHERE customer = %(v)s", {"v": value}).rows == [[0]]
+    for body in ("SELECT 1; DELETE FROM orders", "COMMIT; DELETE FROM orders", "SELECT 1; DROP TABLE orders"):
+        with pytest.raises(base.BadQuery):
+            c.execute(body)
+    with pytest.raises(base.BadQuery, match="PostgreSQL"):
+        c.execute("SELECT * FROM orders WHERE id = %(missing)s", {})
+    assert pg_count(pg_database) == 50
+
+
+def test_postgresql_read_only_and_timeout(pg_database: str) -> None:
+    ro = PostgreSQLConnector({**PG, "database": pg_database, "read_only": True})
+    with pytest.raises(base.ReadOnlyViolation):
+        ro.execute("DELETE FROM orders")
+    with pytest.raises(base.ReadOnlyViolation):
+        ro.execute("WITH d AS (DELETE FROM orders RETURNING id) SELECT COUNT(*) FROM d")
+    assert pg_count(pg_database) == 50
+    with pytest.raises(base.QueryTimeout):
+        ro.execute("SELECT pg_sleep(3)", timeout_s=0.3)
