@@ -6,3 +6,8 @@ class DatasourcesConfig(AppConfig):
     name = "apps.datasources"
     label = "datasources"
     verbose_name = "Datasources"
+
+    def ready(self) -> None:
+        from jetadmin import crypto
+
+        crypto.register_field("datasources.Datasource", "secrets_encrypted")  # re-encrypted on rotation

@@ -1,0 +1,146 @@
+"""Every write in datasources, and testing a connection. Secrets are split off the config by the
+connector schema's ``writeOnly`` fields and stored encrypted; audit rows carry names and types only.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from django.db import IntegrityError, transaction
+
+from apps.datasources import connectors
+from apps.datasources.connectors.base import ConfigInvalid, ConnectorError
+from apps.datasources.models import Datasource
+from apps.tenancy.models import Tenant
+from apps.tenancy.services import Actor, audit_log_write
+from jetadmin import crypto
+from jetadmin.api.errors import ApplicationError
+
+MASK = "********"
+MSG_DUPLICATE = "A datasource named {name!r} already exists in this tenant."
+
+
+def connector_class(type_name: str) -> type[connectors.Connector]:
+    try:
+        return connectors.get(type_name)
+    except ConfigInvalid as exc:
+        raise ApplicationError(exc.message, details={"type": [exc.message]}) from None
+
+
+def checked_config(cls: type[connectors.Connector], config: Any) -> dict[str, Any]:
+    """The config validated by the connector's schema; 400 naming ``config.<field>`` otherwise."""
+    if not isinstance(config, dict):
+        raise ApplicationError("config must be an object.", details={"config": ["Expected an object."]})
+    try:
+        return cls.check_config(config)
+    except ConfigInvalid as exc:
+        details = {f"config.{k}" if k != "config" else "config": v for k, v in exc.errors.items()}
+        raise ApplicationError(exc.message, details=details) from None
+
+
+def full_config(datasource: Datasource) -> dict[str, Any]:
+    """Config plus decrypted secrets: what the connector gets. Never serialize this."""
+    secrets = json.loads(crypto.decrypt(datasource.secrets_encrypted)) if datasource.secrets_encrypted else {}
+    return {**datasource.config, **secrets}
+
+
+def masked_config(datasource: Datasource) -> dict[str, Any]:
+    cls = connectors.REGISTRY.get(datasource.type)
+    secret_names = cls.secret_fields() if cls else []
+    stored = (
+        set(json.loads(crypto.decrypt(datasource.secrets_encrypted)))
+        if datasource.secrets_encrypted
+        else set()
+    )
+    return {**datasource.config, **{name: MASK for name in secret_names if name in stored}}
+
+
+def _store(datasource: Datasource, cls: type[connectors.Connector], config: dict[str, Any]) -> None:
+    secret_names = set(cls.secret_fields())
+    secrets = {k: v for k, v in config.items() if k in secret_names and v not in ("", None)}
+    datasource.config = {k: v for k, v in config.items() if k not in secret_names}
+    datasource.secrets_encrypted = crypto.encrypt(json.dumps(secrets)) if secrets else ""
+
+
+def datasource_create(*, actor: Actor, tenant: Tenant, name: str, type: str, config: Any) -> Datasource:
+    cls = connector_class(type)
+    checked = checked_config(cls, config)
+    datasource = Datasource(tenant=tenant, name=name, type=type, created_by=actor.user)
+    _store(datasource, cls, checked)
+    try:
+        with transaction.atomic():
+            datasource.save()
+            audit_log_write(
+                actor=actor,
+                tenant=tenant,
+                action="datasource.create",
+                obj=datasource,
+                changes={"name": name, "type": type},
+            )
+    except IntegrityError:
+        raise ApplicationError(MSG_DUPLICATE.format(name=name), details={"name": ["Already used."]}) from None
+    return datasource
+
+
+def datasource_update(
+    *, actor: Actor, datasource: Datasource, name: str | None = None, config: Any = None
+) -> Datasource:
+    """PATCH: ``config`` is merged over the current one; a secret sent as ``"********"`` (or left out)
+    keeps its stored value, an empty string clears it."""
+    cls = connector_class(datasource.type)
+    changes: dict[str, Any] = {}
+    if config is not None:
+        if not isinstance(config, dict):
+            raise ApplicationError("config must be an object.", details={"config": ["Expected an object."]})
+        current = full_config(datasource)
+        merged = {**current, **{k: v for k, v in config.items() if v != MASK}}
+        merged = {k: v for k, v in merged.items() if not (k in cls.secret_fields() and v == "")}
+        _store(datasource, cls, checked_config(cls, merged))
+        changes["config"] = sorted(config)
+    if name is not None and name != datasource.name:
+        changes["name"] = [datasource.name, name]
+        datasource.name = name
+    try:
+        with transaction.atomic():
+            datasource.save()
+            audit_log_write(
+                actor=actor,
+                tenant=datasource.tenant,
+                action="datasource.update",
+                obj=datasource,
+                changes=changes,
+            )
+    except IntegrityError:
+        raise ApplicationError(MSG_DUPLICATE.format(name=name), details={"name": ["Already used."]}) from None
+    return datasource
+
+
+@transaction.atomic
+def datasource_delete(*, actor: Actor, datasource: Datasource) -> None:
+    audit_log_write(
+        actor=actor,
+        tenant=datasource.tenant,
+        action="datasource.delete",
+        obj=datasource,
+        changes={"name": datasource.name},
+    )
+    datasource.delete()
+
+
+def connection_test(type_name: str, config: dict[str, Any]) -> dict[str, Any]:
+    """``{ok, message, latency_ms}``: connect and run the connector's health check."""
+    cls = connector_class(type_name)
+    started = time.monotonic()
+    try:
+        cls(checked_config(cls, config)).health_check()
+    except ConnectorError as exc:
+        ok, message = False, exc.message
+    else:
+        ok, message = True, "Connected."
+    return {"ok": ok, "message": message, "latency_ms": round((time.monotonic() - started) * 1000, 1)}
+
+
+def datasource_test(*, datasource: Datasource) -> dict[str, Any]:
+    return connection_test(datasource.type, full_config(datasource))

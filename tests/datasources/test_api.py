@@ -1,0 +1,129 @@
+"""The datasources API: CRUD, masked secrets (a canary never leaves the server), connection tests,
+tenant isolation and permissions."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from apps.datasources.models import Datasource
+from apps.tenancy.models import AuditLog
+from tests.conftest import add_member, assert_error, token_client
+
+CANARY = "canary-pw-7d3e91"
+PG = {"host": "127.0.0.1", "port": 5432, "database": "postgres", "user": "postgres", "password": CANARY}
+
+
+@pytest.fixture
+def ctx(make_user, make_tenant, tmp_path: Path, settings: Any):
+    settings.JETADMIN_SQLITE_ROOT = str(tmp_path)
+    sqlite3.connect(tmp_path / "shop.db").execute("CREATE TABLE t (x)").connection.close()
+    owner = make_user()
+    tenant = make_tenant("DS", owner=owner)
+    return token_client(owner), f"/api/v1/tenants/{tenant.id}/datasources/", tenant
+
+
+@pytest.mark.django_db
+def test_types_list_marks_secret_fields_write_only(ctx) -> None:
+    client, _, _ = ctx
+    types = {t["type"]: t for t in client.get("/api/v1/datasource-types/").json()}
+    assert {"postgresql", "sqlite"} <= set(types)
+    assert types["postgresql"]["config_schema"]["properties"]["password"]["writeOnly"] is True
+
+
+@pytest.mark.django_db
+def test_crud_masks_secrets_and_keeps_them_on_patch(ctx) -> None:
+    client, url, tenant = ctx
+    r = client.post(url, {"name": "warehouse", "type": "postgresql", "config": PG}, format="json")
+    assert r.status_code == 201, r.content
+    created = r.json()
+    assert created["config"]["password"] == "********" and created["config"]["user"] == "postgres"
+    stored = Datasource.objects.get(pk=created["id"])
+    assert CANARY not in json.dumps(stored.config) and CANARY not in stored.secrets_encrypted
+
+    detail = f"{url}{created['id']}/"
+    r = client.patch(detail, {"config": {"password": "********", "port": 5432}}, format="json")
+    assert r.status_code == 200, r.content
+    from apps.datasources import services
+
+    assert services.full_config(Datasource.objects.get(pk=created["id"]))["password"] == CANARY
+    assert client.post(f"{detail}test/").json()["ok"] is True  # trust auth here: any password works
+
+    everything = json.dumps([client.get(url).json(), client.get(detail).json()])
+    audit = json.dumps(list(AuditLog.objects.filter(tenant=tenant).values("changes", "action")))
+    assert CANARY not in everything and CANARY not in audit
+    assert client.delete(detail).status_code == 204
+    assert not Datasource.objects.filter(pk=created["id"]).exists()
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"name": "x", "type": "oracle", "config": {}}, "type"),
+        ({"name": "x", "type": "postgresql", "config": {"host": "db"}}, "config.database"),
+        ({"name": "x", "type": "postgresql", "config": {**PG, "port": "five"}}, "config.port"),
+        ({"name": "x", "type": "sqlite", "config": {"path": "a.db", "extra": 1}}, "config"),
+        ({"name": "x", "type": "sqlite", "config": [1]}, "config"),
+        ({"type": "sqlite", "config": {"path": "a.db"}}, "name"),
+    ],
+)
+def test_bad_config_is_400_naming_the_field(ctx, body, field) -> None:
+    client, url, _ = ctx
+    error = assert_error(client.post(url, body, format="json"), 400, "validation_error")
+    assert field in error["details"], error
+    assert not Datasource.objects.exists()
+
+
+@pytest.mark.django_db
+def test_connection_tests_report_clear_messages(ctx) -> None:
+    client, url, _ = ctx
+    ok = client.post(f"{url}test/", {"type": "sqlite", "config": {"path": "shop.db"}}, format="json").json()
+    assert ok["ok"] is True and ok["latency_ms"] >= 0
+    missing = client.post(
+        f"{url}test/", {"type": "sqlite", "config": {"path": "nope.db"}}, format="json"
+    ).json()
+    assert missing["ok"] is False and "No SQLite database" in missing["message"]
+    bad_user = {**PG, "user": "nobody_here"}
+    r = client.post(f"{url}test/", {"type": "postgresql", "config": bad_user}, format="json").json()
+    assert r["ok"] is False and "no user 'nobody_here'" in r["message"]
+    r = client.post(f"{url}test/", {"type": "postgresql", "config": {**PG, "port": 1}}, format="json").json()
+    assert r["ok"] is False and "Cannot reach PostgreSQL" in r["message"]
+
+
+@pytest.mark.django_db
+def test_duplicate_name_is_400(ctx) -> None:
+    client, url, _ = ctx
+    body = {"name": "same", "type": "sqlite", "config": {"path": "shop.db"}}
+    assert client.post(url, body, format="json").status_code == 201
+    error = assert_error(client.post(url, body, format="json"), 400)
+    assert "name" in error["details"]
+
+
+@pytest.mark.django_db
+def test_isolation_and_permissions(ctx, make_user, make_tenant) -> None:
+    client, url, tenant = ctx
+    created = client.post(
+        url, {"name": "s", "type": "sqlite", "config": {"path": "shop.db"}}, format="json"
+    ).json()
+    stranger = token_client(make_user())
+    assert_error(stranger.get(f"{url}{created['id']}/"), 404)
+    other_owner = make_user()
+    other = make_tenant("Other", owner=other_owner)
+    other_url = f"/api/v1/tenants/{other.id}/datasources/{created['id']}/"
+    assert_error(token_client(other_owner).get(other_url), 404)
+    viewer = make_user()
+    add_member(tenant, viewer, "viewer")
+    as_viewer = token_client(viewer)
+    assert as_viewer.get(url).status_code == 200
+    assert_error(
+        as_viewer.post(url, {"name": "v", "type": "sqlite", "config": {"path": "a"}}, format="json"), 403
+    )
+    assert_error(as_viewer.delete(f"{url}{created['id']}/"), 403)
+    assert_error(
+        as_viewer.post(f"{url}test/", {"type": "sqlite", "config": {"path": "shop.db"}}, format="json"), 403
+    )
