@@ -67,6 +67,7 @@ INSTALLED_APPS = [
     "apps.workflows",
     "apps.triggers",
     "apps.datasources",
+    "apps.queries",
 ]
 
 MIDDLEWARE = [

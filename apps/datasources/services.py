@@ -144,3 +144,18 @@ def connection_test(type_name: str, config: dict[str, Any]) -> dict[str, Any]:
 
 def datasource_test(*, datasource: Datasource) -> dict[str, Any]:
     return connection_test(datasource.type, full_config(datasource))
+
+
+def datasource_validate_body(*, datasource: Datasource, body: Any) -> list[str]:
+    """Problems with a query body for this datasource's connector (empty when it looks runnable)."""
+    return connector_class(datasource.type)(datasource.config).validate(body)
+
+
+def datasource_execute(
+    *, datasource: Datasource, body: Any, params: dict[str, Any], timeout_s: float, row_limit: int
+) -> connectors.Result:
+    """Run one query body (parameters bound by the driver); raises a typed ConnectorError."""
+    cls = connector_class(datasource.type)
+    connector = cls(full_config(datasource))
+    with connector.session():
+        return connector.execute(body, params, timeout_s=timeout_s, row_limit=row_limit)
