@@ -153,3 +153,21 @@ def query_test(
     source = datasources.datasource_get(tenant=tenant, datasource_id=datasource)
     _checked(source, body, params_schema)
     return _run(source, body, _params(params_schema, params), 30.0, 1000)
+
+
+def run_for_node(
+    *, tenant_id: Any, query: Any = None, datasource: Any = None, body: Any = None, params: Any = None
+) -> dict[str, Any]:
+    """What the ``dataQuery`` node runs: a saved query, or an inline ``datasource`` + ``body``, in the
+    run's tenant. Raises ApplicationError (with the connector's code) on any failure."""
+    from apps.queries import selectors
+
+    tenant = Tenant.objects.get(pk=tenant_id)
+    if query:
+        return query_run(query=selectors.query_get(tenant=tenant, query_id=query), params=params)
+    if not datasource or body is None:
+        raise ApplicationError(
+            "dataQuery needs `query` (a saved query id) or `datasource` + `body`.",
+            details={"query": ["Missing."]},
+        )
+    return query_test(tenant=tenant, datasource=datasource, body=body, params=params)

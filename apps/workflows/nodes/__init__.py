@@ -4,7 +4,7 @@
 subWorkflow); the integration types (dataQuery, httpRequest, notify) come with the datasources issue.
 """
 
-from . import core, javascript, waiting  # noqa: F401
+from . import core, integrations, javascript, waiting  # noqa: F401
 from .base import REGISTRY, NodeError, NodeType, get, register, registered
 
 __all__ = ["REGISTRY", "NodeError", "NodeType", "get", "register", "registered"]
