@@ -107,3 +107,22 @@ def test_failures_keep_their_code_and_are_not_retried(run_graph, saved, node, co
     assert instance.status == "failed"
     assert instance.error["node_id"] == "rows" and instance.error["code"] == code
     assert instance.error["attempt"] == 1
+
+
+def test_demo_monthly_sales_report_runs(run_graph, owner_tenant, settings, tmp_path) -> None:
+    from apps.queries.demo import ORDERS, ensure_sales_demo
+    from apps.workflows import services as workflows
+
+    settings.JETADMIN_SQLITE_ROOT = str(tmp_path)
+    user, tenant = owner_tenant
+    report = ensure_sales_demo(actor=Actor(user=user), tenant=tenant)
+    assert ensure_sales_demo(actor=Actor(user=user), tenant=tenant).id == report.id  # idempotent
+    instance = workflows.workflow_execute(
+        actor=Actor(user=user), workflow=report, input={"since": "2026-01-01"}
+    )
+    instance, timed_out = workflows.instance_wait(instance=instance, timeout_s=30)
+    assert not timed_out and instance.status == "succeeded", instance.error
+    months = instance.output
+    assert [m["month"] for m in months] == sorted(m["month"] for m in months) and len(months) == 10
+    assert sum(m["orders"] for m in months) == ORDERS
+    assert all(m["revenue"] > 0 for m in months)

@@ -38,6 +38,9 @@ class Command(BaseCommand):
             tenant = services.tenant_create(actor=services.Actor(user=user), name=DEMO_TENANT)
         else:
             tenant = membership.tenant
+        from apps.queries.demo import ensure_sales_demo  # demo data of the other apps, through their services
+
+        report = ensure_sales_demo(actor=services.Actor(user=user), tenant=tenant)
         url = opts["url"].rstrip("/")
         password = opts["password"] + ("" if created else "  (as first set; this run did not change it)")
         self.stdout.write(
@@ -47,4 +50,5 @@ class Command(BaseCommand):
             + f"  Password  {password}\n"
             + f"  Tenant    {tenant.name} ({url}/t/{tenant.id}/)\n"
             + f"  API docs  {url}/api/docs/   Admin  {url}/admin/\n"
+            + f'  Demo      workflow "{report.name}" ({report.id}): run it with {{"since": "2026-01-01"}}\n'
         )
