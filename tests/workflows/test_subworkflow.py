@@ -4,7 +4,6 @@ cascade (both ways), recursion, missing workflows and the nesting depth cap.
 
 from __future__ import annotations
 
-import time
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -15,40 +14,10 @@ from rest_framework.test import APIClient
 from apps.tenancy.models import Tenant, User
 from tests.conftest import assert_error, token_client
 from tests.workflows import testnodes
+from tests.workflows.polling import ENDED, states, wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 assert testnodes.Flaky  # registers the test node types in this process (the embedded worker's too)
-
-TIMEOUT = 15.0
-ENDED = ("succeeded", "failed", "canceled")
-
-
-def wait_for(
-    fn: Callable[[], Any],
-    timeout: float = TIMEOUT,
-    what: str = "condition",
-    seen: Callable[[], Any] | None = None,
-) -> Any:
-    """Poll ``fn`` until it returns something truthy; fail after ``timeout`` showing ``seen()``."""
-    deadline = time.monotonic() + timeout
-    delay = 0.01
-    while True:
-        value = fn()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            last = seen() if seen else value
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}; last seen {last!r}")
-        time.sleep(delay)
-        delay = min(delay * 1.5, 0.1)
-
-
-def _states(detail: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "status": detail["status"],
-        "error": detail["error"],
-        "nodes": {n: (v["status"], v["error"], v["waiting"]) for n, v in detail["nodes"].items()},
-    }
 
 
 class Api:
@@ -107,19 +76,19 @@ class Api:
             return detail if detail["status"] in ENDED else None
 
         found: dict[str, Any] = wait_for(
-            check, what=f"run {iid} to end", seen=lambda: _states(self.detail(iid))
+            check, what=f"run {iid} to end", seen=lambda: states(self.detail(iid))
         )
         return found
 
     def wait_waiting(self, iid: str, node_id: str) -> dict[str, Any]:
         def check() -> dict[str, Any] | None:
             detail = self.detail(iid)
-            assert detail["status"] not in ENDED, _states(detail)
+            assert detail["status"] not in ENDED, states(detail)
             node = detail["nodes"].get(node_id) or {}
             return detail if node.get("status") == "waiting" and detail["status"] == "waiting" else None
 
         found: dict[str, Any] = wait_for(
-            check, what=f"{node_id} of {iid} waiting", seen=lambda: _states(self.detail(iid))
+            check, what=f"{node_id} of {iid} waiting", seen=lambda: states(self.detail(iid))
         )
         return found
 
@@ -467,7 +436,7 @@ def test_cancel_of_the_child_fails_the_parent_node(api: Api) -> None:
 # --- refusals -----------------------------------------------------------------------------------------
 def _sub_failure(api: Api, iid: str) -> dict[str, Any]:
     done = api.wait_end(iid)
-    assert done["status"] == "failed", _states(done)
+    assert done["status"] == "failed", states(done)
     assert done["error"]["node_id"] == "sub"
     error: dict[str, Any] = done["nodes"]["sub"]["error"]
     assert done["error"]["code"] == error["code"]

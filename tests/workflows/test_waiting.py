@@ -7,7 +7,6 @@ waiting node; 400 with field errors when the data does not fit, 403 when the per
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -17,39 +16,9 @@ from rest_framework.test import APIClient
 from apps.tenancy.models import Tenant, User
 from apps.workflows.models import NodeRun
 from tests.conftest import add_member, assert_error, token_client
+from tests.workflows.polling import ENDED, states, wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-TIMEOUT = 15.0
-ENDED = ("succeeded", "failed", "canceled")
-
-
-def wait_for(
-    fn: Callable[[], Any],
-    timeout: float = TIMEOUT,
-    what: str = "condition",
-    seen: Callable[[], Any] | None = None,
-) -> Any:
-    """Poll ``fn`` until it returns something truthy; fail after ``timeout`` showing ``seen()``."""
-    deadline = time.monotonic() + timeout
-    delay = 0.01
-    while True:
-        value = fn()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            last = seen() if seen else value
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}; last seen {last!r}")
-        time.sleep(delay)
-        delay = min(delay * 1.5, 0.1)
-
-
-def _states(detail: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "status": detail["status"],
-        "error": detail["error"],
-        "nodes": {n: (v["status"], v["error"], v["waiting"]) for n, v in detail["nodes"].items()},
-    }
 
 
 class Api:
@@ -106,7 +75,7 @@ class Api:
             return detail if node.get("status") == status else None
 
         found: dict[str, Any] = wait_for(
-            check, what=f"node {node_id} of {iid} to be {status}", seen=lambda: _states(self.detail(iid))
+            check, what=f"node {node_id} of {iid} to be {status}", seen=lambda: states(self.detail(iid))
         )
         return found
 
@@ -116,11 +85,11 @@ class Api:
         def check() -> dict[str, Any] | None:
             detail = self.detail(iid)
             node = detail["nodes"].get(node_id) or {}
-            assert detail["status"] not in ENDED, _states(detail)  # ended: it will never wait
+            assert detail["status"] not in ENDED, states(detail)  # ended: it will never wait
             return detail if node.get("status") == "waiting" and detail["status"] == "waiting" else None
 
         found: dict[str, Any] = wait_for(
-            check, what=f"{node_id} of {iid} waiting", seen=lambda: _states(self.detail(iid))
+            check, what=f"{node_id} of {iid} waiting", seen=lambda: states(self.detail(iid))
         )
         return found
 
@@ -130,7 +99,7 @@ class Api:
             return detail if detail["status"] in ENDED else None
 
         found: dict[str, Any] = wait_for(
-            check, what=f"run {iid} to end", seen=lambda: _states(self.detail(iid))
+            check, what=f"run {iid} to end", seen=lambda: states(self.detail(iid))
         )
         return found
 
@@ -666,5 +635,5 @@ def test_run_still_shows_waiting_while_another_approval_is_open(api: Api) -> Non
         lambda: api.detail(iid)["status"] == "waiting",
         timeout=2,
         what="the run to show waiting",
-        seen=lambda: _states(api.detail(iid)),
+        seen=lambda: states(api.detail(iid)),
     )
