@@ -11,7 +11,8 @@ query text: parameters are bound by the driver.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Mapping
+import re
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -167,3 +168,46 @@ def get(type_name: str) -> type[Connector]:
 
 def row_limit_for(connector: Connector, row_limit: int) -> int:
     return row_limit if row_limit > 0 else connector.default_row_limit
+
+
+# --- named parameters --------------------------------------------------------------------------------
+# SQL connectors accept ``:name`` and ``%(name)s`` (CONTRACT). This scanner finds them outside quoted
+# text, quoted identifiers and comments, so a driver can bind them in its own style; ``::`` casts and
+# ``:=`` are left alone. It only ever replaces a marker with a driver placeholder, never with a value.
+def _param_re(mysql: bool) -> re.Pattern[str]:
+    quoted = r"'(?:[^'\\]|\\.|'')*'" if mysql else r"'(?:[^']|'')*'"
+    comments = r"--[^\n]*|\#[^\n]*|/\*.*?\*/" if mysql else r"--[^\n]*|/\*.*?\*/"
+    return re.compile(
+        rf"""(?P<skip>{quoted}|"(?:[^"]|"")*"|`[^`]*`|{comments}|\$(?P<tag>\w*)\$.*?\$(?P=tag)\$|::)"""
+        r"""|%\((?P<pyname>[A-Za-z_]\w*)\)s|(?<![:\w]):(?P<colname>[A-Za-z_]\w*)""",
+        re.DOTALL,
+    )
+
+
+_PARAM_RES = {False: _param_re(False), True: _param_re(True)}
+
+
+def rewrite_params(
+    sql: str, placeholder: Callable[[str], str], *, mysql: bool = False
+) -> tuple[str, list[str]]:
+    """``sql`` with every ``:name`` / ``%(name)s`` marker replaced by ``placeholder(name)``, and the
+    names in order of appearance. ``mysql`` adds its ``#`` comments and backslash escapes."""
+    names: list[str] = []
+
+    def swap(match: re.Match[str]) -> str:
+        if match.group("skip") is not None:
+            return match.group("skip")
+        name = match.group("pyname") or match.group("colname")
+        names.append(name)
+        return placeholder(name)
+
+    return _PARAM_RES[mysql].sub(swap, sql), names
+
+
+def bind_values(names: list[str], params: Mapping[str, Any] | None) -> list[Any]:
+    """The values for positional placeholders; BadQuery names a missing parameter."""
+    given = dict(params or {})
+    missing = sorted({n for n in names if n not in given})
+    if missing:
+        raise BadQuery(f"Missing query parameter(s): {', '.join(missing)}.")
+    return [given[n] for n in names]
