@@ -161,3 +161,30 @@ def test_postgresql_read_only_and_timeout(pg_database: str) -> None:
     assert pg_count(pg_database) == 50
     with pytest.raises(base.QueryTimeout):
         ro.execute("SELECT pg_sleep(3)", timeout_s=0.3)
+
+
+def test_postgresql_takes_colon_params_outside_quotes_and_casts(pg_database: str) -> None:
+    c = PostgreSQLConnector({**PG, "database": pg_database})
+    r = c.execute(
+        "SELECT ':who' AS literal, id::text AS id FROM orders WHERE customer = :who AND total > :min "
+        "ORDER BY id -- :not_a_param",
+        {"who": "c3", "min": 10},
+    )
+    assert r.row_count == 8 and r.rows[0] == [":who", "14"]  # ids start at 1, totals at 0
+    with pytest.raises(base.BadQuery, match="PostgreSQL"):
+        c.execute("SELECT * FROM orders WHERE id = :missing", {})
+
+
+def test_postgresql_connections_are_reused_and_a_dead_one_replaced(pg_database: str) -> None:
+    c = PostgreSQLConnector({**PG, "database": pg_database})
+    first = c.execute("SELECT pg_backend_pid()").rows[0][0]
+    assert c.execute("SELECT pg_backend_pid()").rows[0][0] == first  # borrowed again, not reconnected
+    with psycopg.connect(**PG, dbname=pg_database, autocommit=True) as admin:
+        admin.execute("SELECT pg_terminate_backend(%s)", [first])
+    replaced = c.execute("SELECT pg_backend_pid()").rows[0][0]
+    assert replaced != first
+    # A read-only datasource on the same server never borrows the writable connection.
+    ro = PostgreSQLConnector({**PG, "database": pg_database, "read_only": True})
+    with pytest.raises(base.ReadOnlyViolation):
+        ro.execute("DELETE FROM orders")
+    assert c.execute("SELECT current_setting('transaction_read_only')").rows == [["off"]]

@@ -1,10 +1,13 @@
-"""PostgreSQL through psycopg 3. Parameters are bound by the driver (``%(name)s``) and every statement
+"""PostgreSQL through psycopg 3. Parameters are bound by the driver (``:name`` is rewritten to psycopg's
+``%(name)s`` by the marker scanner, never to a value) and every statement
 goes through the extended protocol (``prepare=True``), which runs exactly one statement — so
 ``'; DROP TABLE …`` can never become a second command. Read-only is the server's: each transaction
-is ``BEGIN READ ONLY``. ``statement_timeout`` bounds every query server-side."""
+is ``BEGIN READ ONLY``. ``statement_timeout`` bounds every query server-side. Connections are kept
+idle per datasource and process (pool.py) and checked before reuse."""
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -12,6 +15,7 @@ from typing import Any
 import psycopg
 from psycopg import errors as pg_errors
 
+from . import pool
 from .base import (
     AuthFailed,
     BadQuery,
@@ -21,6 +25,7 @@ from .base import (
     Result,
     Unreachable,
     register,
+    rewrite_params,
     row_limit_for,
 )
 
@@ -53,6 +58,10 @@ class PostgreSQLConnector(Connector):
 
     def connect(self) -> None:
         c = self.config
+        self.conn = pool.borrow(pool.key_for(self.type, c), _healthy, _discard)
+        if self.conn is not None:
+            self.conn.read_only = bool(c.get("read_only"))
+            return
         try:
             self.conn = psycopg.connect(
                 host=c["host"],
@@ -75,8 +84,11 @@ class PostgreSQLConnector(Connector):
 
     def close(self) -> None:
         if self.conn is not None:
-            self.conn.close()
-            self.conn = None
+            conn, self.conn = self.conn, None
+            if conn.closed or conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+                _discard(conn)
+            else:
+                pool.give_back(pool.key_for(self.type, self.config), conn, _discard)
 
     def health_check(self) -> None:
         with self.session():
@@ -104,7 +116,8 @@ class PostgreSQLConnector(Connector):
                 cursor.execute(
                     "SELECT set_config('statement_timeout', %s, true)", [f"{int(timeout_s * 1000)}ms"]
                 )
-                cursor.execute(body, dict(params or {}), prepare=True)  # one statement, bound parameters
+                sql, _ = rewrite_params(body, lambda name: f"%({name})s")
+                cursor.execute(sql, dict(params or {}), prepare=True)  # one statement, bound parameters
                 columns = [d.name for d in cursor.description or []]
                 fetched = cursor.fetchmany(limit + 1) if columns else []
         except pg_errors.QueryCanceled:
@@ -120,6 +133,22 @@ class PostgreSQLConnector(Connector):
                 self.close()
         rows = [list(r) for r in fetched[:limit]]
         return Result(columns, rows, len(rows), len(fetched) > limit, (time.monotonic() - started) * 1000)
+
+
+def _healthy(conn: psycopg.Connection[Any]) -> bool:
+    if conn.closed:
+        return False
+    try:
+        conn.execute("SELECT 1")
+        conn.rollback()
+    except psycopg.Error:
+        return False
+    return True
+
+
+def _discard(conn: psycopg.Connection[Any]) -> None:
+    with contextlib.suppress(psycopg.Error):
+        conn.close()
 
 
 def _first_line(exc: BaseException) -> str:
