@@ -217,6 +217,9 @@ SPECTACULAR_SETTINGS = {
 
 JETADMIN_NODE_MODULES = env.list("JETADMIN_NODE_MODULES", default=[])
 # SQLite datasources may only open files under this directory (apps/datasources/connectors/sqlite.py).
+# Outbound safety (jetadmin/outbound.py): CIDRs that user-directed requests may reach although they are
+# loopback/private. Empty in production; `make run` and the tests that need local servers set it.
+JETADMIN_OUTBOUND_ALLOW = env.list("JETADMIN_OUTBOUND_ALLOW", default=[])
 JETADMIN_SQLITE_ROOT = env.str("JETADMIN_SQLITE_ROOT", default=str(DATA_DIR / "datasources"))
 JETADMIN_INLINE_BUDGET_S = env.float("JETADMIN_INLINE_BUDGET_S", default=2.0)
 # Durable execution: a claim's lease (renewed every third of it while a node runs), how long a queued
@@ -300,5 +303,8 @@ LOGGING = {
         # One line per task received/succeeded drowns everything else at INFO.
         "celery.app.trace": {"level": "WARNING"},
         "celery.worker.strategy": {"level": "WARNING"},
+        # httpx logs every URL it requests at INFO, query strings (API keys) included.
+        "httpx": {"level": "WARNING"},
+        "httpcore": {"level": "WARNING"},
     },
 }

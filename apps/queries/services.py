@@ -22,7 +22,13 @@ from jetadmin.api.errors import ApplicationError
 MAX_ROW_LIMIT = 100_000
 MAX_TIMEOUT_S = 300.0
 # Connector error code -> HTTP status: the query's fault is 400, the datasource's is 502/504.
-STATUS = {"bad_query": 400, "read_only": 400, "config_invalid": 400, "timeout": 504}
+STATUS = {
+    "bad_query": 400,
+    "read_only": 400,
+    "config_invalid": 400,
+    "outbound_refused": 400,
+    "timeout": 504,
+}
 
 
 def _checked(datasource: Datasource, body: Any, params_schema: Any) -> None:

@@ -55,6 +55,12 @@ class ReadOnlyViolation(BadQuery):
     code = "read_only"
 
 
+class DestinationRefused(ConnectorError):
+    """The outbound guard (jetadmin/outbound.py) refused the address or URL."""
+
+    code = "outbound_refused"
+
+
 @dataclass
 class Result:
     columns: list[str]

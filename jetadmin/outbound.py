@@ -1,0 +1,199 @@
+"""Outbound safety (SSRF): every request jetadmin makes on a user's behalf goes through here.
+
+A host is resolved once, **every** address it resolves to is checked, and the connection goes to a
+checked address (so a DNS answer cannot change between check and connect). Link-local and cloud
+metadata addresses, multicast and "this network" are always refused; loopback, private, shared and
+other non-global ranges are refused unless ``JETADMIN_OUTBOUND_ALLOW`` (a list of CIDRs) covers the
+address. Only ``http``/``https`` URLs are fetched, and each redirect is checked again the same way,
+because it is a new connection through the same guarded transport.
+
+``client()`` gives an httpx client whose transport does this; ``resolve()`` serves the non-HTTP
+connectors (SMTP, S3) that connect to the returned address themselves.
+"""
+
+from __future__ import annotations
+
+import functools
+import ipaddress
+import socket
+import ssl
+import typing
+from urllib.parse import urlsplit
+
+import httpcore
+import httpx
+from django.conf import settings
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+ALWAYS_REFUSED = [
+    ipaddress.ip_network(n)
+    for n in (
+        "0.0.0.0/8",  # "this network": 0.0.0.0 reaches the local host on Linux
+        "169.254.0.0/16",  # link-local, including 169.254.169.254 (cloud metadata)
+        "100.100.100.200/32",  # Alibaba Cloud metadata
+        "224.0.0.0/4",  # multicast
+        "255.255.255.255/32",
+        "::/128",
+        "fe80::/10",  # IPv6 link-local
+        "fd00:ec2::254/128",  # AWS metadata over IPv6
+        "ff00::/8",  # IPv6 multicast
+    )
+]
+SCHEMES = ("http", "https")
+
+
+class OutboundRefused(Exception):
+    """A destination jetadmin will not connect to; the message says why and what setting allows it."""
+
+    code = "outbound_refused"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+@functools.lru_cache(maxsize=16)
+def _allowed(cidrs: tuple[str, ...]) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    return tuple(ipaddress.ip_network(c.strip(), strict=False) for c in cidrs if c.strip())
+
+
+def allowed_networks() -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    return _allowed(tuple(getattr(settings, "JETADMIN_OUTBOUND_ALLOW", ()) or ()))
+
+
+def _plain(address: IPAddress) -> IPAddress:
+    """IPv4 hidden in IPv6 (``::ffff:127.0.0.1``, 6to4, NAT64 well-known) judged as the IPv4 it is."""
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped:
+            return address.ipv4_mapped
+        if address.sixtofour:
+            return address.sixtofour
+        if address in ipaddress.ip_network("64:ff9b::/96"):
+            return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+    return address
+
+
+def check_address(raw: str | IPAddress) -> IPAddress:
+    """The address if jetadmin may connect to it; OutboundRefused otherwise."""
+    address = _plain(ipaddress.ip_address(raw) if isinstance(raw, str) else raw)
+    if any(address in net for net in ALWAYS_REFUSED):
+        raise OutboundRefused(
+            f"Connections to {address} are refused: link-local, metadata, multicast and unspecified "
+            "addresses are never allowed."
+        )
+    if address.is_global:
+        return address
+    if any(address.version == net.version and address in net for net in allowed_networks()):
+        return address
+    kind = "loopback" if address.is_loopback else "private" if address.is_private else "non-public"
+    raise OutboundRefused(
+        f"Connections to {address} ({kind}) are refused; an administrator can allow its range "
+        "with JETADMIN_OUTBOUND_ALLOW."
+    )
+
+
+def resolve(host: str, port: int) -> list[str]:
+    """Every address ``host`` resolves to, all checked (one refused address refuses the host)."""
+    if not host:
+        raise OutboundRefused("The URL has no host.")
+    try:
+        infos = socket.getaddrinfo(host.strip("[]"), port, type=socket.SOCK_STREAM)
+    except (socket.gaierror, UnicodeError) as exc:
+        raise OutboundRefused(f"Cannot resolve host {host!r}: {exc}.") from None
+    addresses = list(dict.fromkeys(str(info[4][0]).split("%")[0] for info in infos))
+    for address in addresses:
+        check_address(address)
+    return addresses
+
+
+def check_url(url: str | httpx.URL) -> httpx.URL:
+    """The URL parsed, if its scheme is http(s) and it names a host; the address is checked at connect."""
+    try:
+        parsed = url if isinstance(url, httpx.URL) else httpx.URL(str(url).strip())
+    except (httpx.InvalidURL, ValueError) as exc:
+        raise OutboundRefused(f"Invalid URL: {exc}.") from None
+    scheme = parsed.scheme.lower() or urlsplit(str(url)).scheme.lower()
+    if scheme not in SCHEMES:
+        shown = repr(scheme) if scheme else "a URL without one"
+        raise OutboundRefused(f"Only http and https URLs are allowed, not {shown}.")
+    if not parsed.host:
+        raise OutboundRefused("The URL has no host.")
+    return parsed
+
+
+class _GuardedBackend(httpcore.SyncBackend):
+    """httpcore's socket backend, connecting only to checked addresses of the requested host."""
+
+    def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: typing.Iterable[typing.Any] | None = None,
+    ) -> httpcore.NetworkStream:
+        last: Exception | None = None
+        for address in resolve(host, port):
+            try:
+                return super().connect_tcp(address, port, timeout, local_address, socket_options)
+            except httpcore.ConnectError as exc:
+                last = exc
+        raise last or httpcore.ConnectError(f"Cannot connect to {host}:{port}.")
+
+
+@functools.lru_cache(maxsize=1)
+def _ssl_context() -> ssl.SSLContext:
+    """One verifying context for every client (loading the CA bundle costs ~30 ms a time)."""
+    return httpx.create_ssl_context()
+
+
+def _check_request(request: httpx.Request) -> None:
+    check_url(request.url)
+
+
+def client(
+    *,
+    timeout_s: float = 30,
+    follow_redirects: bool = True,
+    max_redirects: int = 5,
+    headers: dict[str, str] | None = None,
+    auth: httpx.Auth | tuple[str, str] | None = None,
+) -> httpx.Client:
+    """An httpx client for user-directed requests: checked URLs, checked addresses, checked redirects,
+    no proxies from the environment (they would bypass the address check)."""
+    transport = httpx.HTTPTransport(retries=0)
+    transport._pool = httpcore.ConnectionPool(  # the public pool, with our connect step
+        ssl_context=_ssl_context(),
+        max_connections=10,
+        network_backend=_GuardedBackend(),
+    )
+    return httpx.Client(
+        transport=transport,
+        timeout=httpx.Timeout(timeout_s, connect=min(timeout_s, 10.0)),
+        follow_redirects=follow_redirects,
+        max_redirects=max_redirects,
+        trust_env=False,
+        headers=headers,
+        auth=auth,
+        event_hooks={"request": [_check_request]},
+    )
+
+
+def describe_error(exc: Exception, url: str | httpx.URL) -> str:
+    """A message a user can act on for a failed outbound request (never the request's secrets)."""
+    try:
+        where = str(httpx.URL(str(url)).copy_with(query=None, fragment=None, username=None, password=None))
+    except (httpx.InvalidURL, ValueError):
+        where = "the URL"
+    if isinstance(exc, OutboundRefused):
+        return exc.message
+    if isinstance(exc, httpx.TimeoutException):
+        return f"{where} did not answer in time."
+    if isinstance(exc, httpx.TooManyRedirects):
+        return f"{where} redirected too many times."
+    if isinstance(exc, httpx.UnsupportedProtocol):
+        return f"Refused a redirect from {where} to a URL that is not http or https."
+    if isinstance(exc, httpx.ConnectError):
+        return f"Cannot connect to {where}."
+    return f"Request to {where} failed: {type(exc).__name__}."
