@@ -12,11 +12,12 @@ from apps.datasources.models import Datasource
 from apps.tenancy.models import Tenant
 
 
-def datasource_list(*, tenant: Tenant) -> QuerySet[Datasource]:
-    return Datasource.objects.filter(tenant=tenant)
+def datasource_list(*, tenant: Tenant | uuid.UUID | str) -> QuerySet[Datasource]:
+    return Datasource.objects.filter(tenant_id=tenant.pk if isinstance(tenant, Tenant) else tenant)
 
 
-def datasource_get(*, tenant: Tenant, datasource_id: Any) -> Datasource:
+def datasource_get(*, tenant: Tenant | uuid.UUID | str, datasource_id: Any) -> Datasource:
+    """``tenant`` may be the tenant or its id (workflow nodes know only the run's tenant id)."""
     try:
         pk = uuid.UUID(str(datasource_id))
     except ValueError:

@@ -152,10 +152,40 @@ def datasource_validate_body(*, datasource: Datasource, body: Any) -> list[str]:
 
 
 def datasource_execute(
-    *, datasource: Datasource, body: Any, params: dict[str, Any], timeout_s: float, row_limit: int
+    *,
+    datasource: Datasource,
+    body: Any,
+    params: dict[str, Any],
+    timeout_s: float,
+    row_limit: int,
+    idempotency_key: str | None = None,
 ) -> connectors.Result:
-    """Run one query body (parameters bound by the driver); raises a typed ConnectorError."""
-    cls = connector_class(datasource.type)
-    connector = cls(full_config(datasource))
+    """Run one query body (parameters bound by the driver); raises a typed ConnectorError.
+    ``idempotency_key`` (a workflow node's) is sent by connectors that can (``Idempotency-Key``)."""
+    return connector_execute(
+        datasource.type,
+        full_config(datasource),
+        body,
+        params=params,
+        timeout_s=timeout_s,
+        row_limit=row_limit,
+        idempotency_key=idempotency_key,
+    )
+
+
+def connector_execute(
+    type_name: str,
+    config: dict[str, Any],
+    body: Any,
+    *,
+    params: dict[str, Any] | None = None,
+    timeout_s: float = 30,
+    row_limit: int = 0,
+    idempotency_key: str | None = None,
+) -> connectors.Result:
+    """One body on a connector built from ``config`` (a saved datasource's, or a node's own URL)."""
+    cls = connector_class(type_name)
+    connector = cls(checked_config(cls, config))
+    connector.idempotency_key = idempotency_key
     with connector.session():
-        return connector.execute(body, params, timeout_s=timeout_s, row_limit=row_limit)
+        return connector.execute(body, params or {}, timeout_s=timeout_s, row_limit=row_limit)

@@ -87,6 +87,8 @@ class Connector:
     category: ClassVar[str] = "database"
     config_schema: ClassVar[dict[str, Any]] = {"type": "object"}
     default_row_limit: ClassVar[int] = 10_000
+    # Set by callers that retry (workflow nodes); connectors with writes that can carry it do.
+    idempotency_key: str | None = None
 
     def __init__(self, config: Mapping[str, Any]) -> None:
         self.config = dict(config)

@@ -99,7 +99,6 @@ class HTTPConnector(Connector):
     category = "api"
     default_base_url: ClassVar[str] = ""
     rows_key: ClassVar[str | None] = None
-    idempotency_key: str | None = None
 
     # --- subclass hooks --------------------------------------------------------------------------
     def request_for(self, body: Any, params: Mapping[str, Any]) -> dict[str, Any]:
