@@ -279,6 +279,7 @@ class Notify(NodeType):
             elif channel == "email":
                 return _send_django_mail(inputs, ctx)
             else:
+                outbound.check_url(str(inputs["url"]))  # a refusal is the guard's, not a bad config
                 type_name, config = "webhook", {"url": str(inputs["url"])}
             result = services.connector_execute(
                 type_name,
