@@ -306,5 +306,6 @@ LOGGING = {
         # httpx logs every URL it requests at INFO, query strings (API keys) included.
         "httpx": {"level": "WARNING"},
         "httpcore": {"level": "WARNING"},
+        "mysql.connector": {"level": "WARNING"},  # three INFO lines per connection
     },
 }

@@ -28,6 +28,8 @@ def _plain(value: Any) -> Any:
         return int(value) if value == value.to_integral_value() else float(value)
     if isinstance(value, dt.date | dt.time):
         return value.isoformat()
+    if isinstance(value, dt.timedelta):  # MySQL TIME
+        return str(value)
     if isinstance(value, bytes | memoryview):
         return bytes(value).hex()
     if isinstance(value, uuid.UUID):
