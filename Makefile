@@ -4,6 +4,9 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 HOST   ?= 127.0.0.1
 PORT   ?= 8000
+# The demo may call local services (a REST API on localhost, a local SMTP server); production leaves
+# JETADMIN_OUTBOUND_ALLOW empty, so loopback and private addresses are refused (jetadmin/outbound.py).
+export JETADMIN_OUTBOUND_ALLOW ?= 127.0.0.0/8,::1/128
 
 .PHONY: run test lint check worker beat clean
 

@@ -150,15 +150,22 @@ def serve_process(tmp_path: Path) -> Iterator[Callable[..., ServerProcess]]:
     """Start ``manage.py serve`` on a free port against the test database; killed at teardown."""
     started: list[subprocess.Popen[bytes]] = []
 
-    def start(timeout: float = 30, **env: str) -> ServerProcess:
+    def start(timeout: float = 30, *, embedded_dir: Path | None = None, **env: str) -> ServerProcess:
+        """``embedded_dir``: a fresh embedded-default server (SQLite and data there, no Redis),
+        as ``make run`` starts it, instead of one on the test database."""
         import urllib.request
 
+        if embedded_dir is not None:
+            base = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
+            full_env = base | {"JETADMIN_DATA_DIR": str(embedded_dir)} | env
+        else:
+            full_env = subprocess_env(**env)
         port = free_port()
         log = tmp_path / f"serve-{port}.log"
         proc = subprocess.Popen(
             [sys.executable, "manage.py", "serve", "--port", str(port)],
             cwd=ROOT,
-            env=subprocess_env(**env),
+            env=full_env,
             stdout=log.open("wb"),
             stderr=subprocess.STDOUT,
             start_new_session=True,

@@ -189,7 +189,9 @@ async def _websocket_envelope() -> None:
     await communicator.disconnect()
 
 
-def test_bootstrap_demo_is_idempotent(tmp_path):
+def test_fresh_demo_start_runs_the_monthly_sales_report(tmp_path, serve_process):
+    """What `make run` does on a fresh machine: migrate, bootstrap_demo (twice: idempotent), serve on
+    the embedded default; then the demo workflow runs through the API and returns monthly totals."""
     env = {"JETADMIN_DATA_DIR": str(tmp_path)}
     assert _manage("migrate", "--noinput", **env).returncode == 0
     first = _manage("bootstrap_demo", **env)
@@ -197,3 +199,29 @@ def test_bootstrap_demo_is_idempotent(tmp_path):
     assert first.returncode == 0 and second.returncode == 0, first.stderr + second.stderr
     assert "Username  admin" in first.stdout and "Password  jetadmin-demo" in first.stdout
     assert first.stdout.split("Tenant")[1].split("\n")[0] == second.stdout.split("Tenant")[1].split("\n")[0]
+    tenant_id = first.stdout.split("/t/")[1].split("/")[0]
+    workflow_id = first.stdout.split('"Monthly sales report" (')[1].split(")")[0]
+
+    server = serve_process(embedded_dir=tmp_path)
+    token = _post(server.url + "/api/v1/auth/token/", {"username": "admin", "password": "jetadmin-demo"})[1]
+    status, run = _post(
+        f"{server.url}/api/v1/tenants/{tenant_id}/workflows/{workflow_id}/execute/",
+        {"input": {"since": "2026-01-01"}, "mode": "sync", "timeout_s": 60},
+        token=token["token"],
+    )
+    assert status == 200 and run["status"] == "succeeded", run
+    months = run["output"]
+    assert len(months) == 10 and [m["month"] for m in months] == sorted(m["month"] for m in months)
+    assert all(m["orders"] > 0 and m["revenue"] > 0 for m in months)
+
+
+def _post(url: str, body: dict, token: str | None = None) -> tuple[int, dict]:
+    headers = {"Content-Type": "application/json"} | ({"Authorization": f"Token {token}"} if token else {})
+    request = urllib.request.Request(  # noqa: S310 - local test server
+        url, data=json.dumps(body).encode(), headers=headers, method="POST"
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=90) as r:  # noqa: S310 - local test server
+            return r.status, json.loads(r.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
