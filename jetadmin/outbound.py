@@ -18,6 +18,7 @@ import ipaddress
 import socket
 import ssl
 import typing
+from collections.abc import Callable, Iterable
 from urllib.parse import urlsplit
 
 import httpcore
@@ -152,6 +153,21 @@ def _check_request(request: httpx.Request) -> None:
     check_url(request.url)
 
 
+def _origin_guard(names: list[str]) -> Callable[[httpx.Request], None]:
+    """A request hook that strips ``names`` once a redirect leaves the first request's origin."""
+    first: list[tuple[bytes, str, int | None]] = []
+
+    def hook(request: httpx.Request) -> None:
+        origin = (request.url.raw_scheme, request.url.host, request.url.port)
+        if not first:
+            first.append(origin)
+        elif origin != first[0]:
+            for name in names:
+                request.headers.pop(name, None)
+
+    return hook
+
+
 def client(
     *,
     timeout_s: float = 30,
@@ -159,9 +175,12 @@ def client(
     max_redirects: int = 5,
     headers: dict[str, str] | None = None,
     auth: httpx.Auth | tuple[str, str] | None = None,
+    origin_only_headers: Iterable[str] = (),
 ) -> httpx.Client:
     """An httpx client for user-directed requests: checked URLs, checked addresses, checked redirects,
-    no proxies from the environment (they would bypass the address check)."""
+    no proxies from the environment (they would bypass the address check). ``origin_only_headers``
+    (API keys in custom headers) are removed from requests a redirect sends to another origin, as
+    httpx does itself for ``Authorization``."""
     transport = httpx.HTTPTransport(retries=0)
     transport._pool = httpcore.ConnectionPool(  # the public pool, with our connect step
         ssl_context=_ssl_context(),
@@ -176,7 +195,7 @@ def client(
         trust_env=False,
         headers=headers,
         auth=auth,
-        event_hooks={"request": [_check_request]},
+        event_hooks={"request": [_check_request, _origin_guard([h.lower() for h in origin_only_headers])]},
     )
 
 

@@ -63,7 +63,9 @@ def fill_path(path: str, params: Mapping[str, Any]) -> str:
         name = match.group(1)
         if name not in params:
             raise BadQuery(f"Missing query parameter: {name}.")
-        return quote(str(params[name]), safe="")
+        segment = quote(str(params[name]), safe="")
+        # "." and ".." survive quoting and URL normalisation would climb with them.
+        return segment.replace(".", "%2E") if segment in (".", "..") else segment
 
     return _PATH_PARAM.sub(swap, path)
 
@@ -163,7 +165,8 @@ class HTTPConnector(Connector):
             headers.setdefault("Idempotency-Key", self.idempotency_key)
         try:
             outbound.check_url(url)
-            with outbound.client(timeout_s=timeout_s, auth=basic) as client:
+            credentials = [name for name in headers if name.lower() in _credential_headers(self.config)]
+            with outbound.client(timeout_s=timeout_s, auth=basic, origin_only_headers=credentials) as client:
                 response = client.request(
                     request["method"],
                     url,
@@ -177,6 +180,8 @@ class HTTPConnector(Connector):
             raise DestinationRefused(exc.message) from None
         except httpx.TimeoutException:
             raise QueryTimeout(f"{self.label()} did not answer within {timeout_s:g} s.") from None
+        except (httpx.LocalProtocolError, httpx.InvalidURL) as exc:  # e.g. CR/LF in a header value
+            raise BadQuery(f"The request cannot be sent as given: {exc}") from None
         except httpx.HTTPError as exc:
             raise Unreachable(outbound.describe_error(exc, url)) from None
         data = _decode(response)
@@ -206,6 +211,15 @@ class HTTPConnector(Connector):
         if request is None:
             return
         self.send(request, float(self.config.get("timeout_s", 10)))
+
+
+def _credential_headers(config: Mapping[str, Any]) -> set[str]:
+    """Headers that carry credentials besides Authorization (which httpx already drops on a
+    cross-origin redirect): the API-key header and the datasource's own default headers."""
+    names = {str(name).lower() for name in (config.get("headers") or {})}
+    if config.get("auth_type") == "api_key":
+        names.add(str(config.get("api_key_header") or "X-API-Key").lower())
+    return names
 
 
 def _decode(response: httpx.Response) -> Any:

@@ -162,6 +162,10 @@ class HTTPRequest(NodeType):
             raise NodeError(exc.message, code="outbound_refused", retryable=False) from None
         except httpx.TimeoutException:
             raise NodeError(outbound.describe_error(httpx.ReadTimeout(""), url), code="timeout") from None
+        except (httpx.LocalProtocolError, httpx.InvalidURL) as exc:  # e.g. CR/LF in a header value
+            raise NodeError(
+                f"The request cannot be sent as given: {exc}", code="invalid_input", retryable=False
+            ) from None
         except httpx.HTTPError as exc:
             raise NodeError(outbound.describe_error(exc, url), code="unreachable") from None
         output = {
