@@ -12,11 +12,13 @@ from apps.queries.models import DataQuery
 from apps.tenancy.models import Tenant
 
 
-def query_list(*, tenant: Tenant) -> QuerySet[DataQuery]:
-    return DataQuery.objects.filter(tenant=tenant).select_related("datasource")
+def query_list(*, tenant: Tenant | uuid.UUID | str) -> QuerySet[DataQuery]:
+    """``tenant`` may be the tenant or its id (workflow nodes know only the run's tenant id)."""
+    tenant_id = tenant.pk if isinstance(tenant, Tenant) else tenant
+    return DataQuery.objects.filter(tenant_id=tenant_id).select_related("datasource")
 
 
-def query_get(*, tenant: Tenant, query_id: Any) -> DataQuery:
+def query_get(*, tenant: Tenant | uuid.UUID | str, query_id: Any) -> DataQuery:
     try:
         pk = uuid.UUID(str(query_id))
     except ValueError:

@@ -130,11 +130,21 @@ def _params(params_schema: Any, params: Any) -> dict[str, Any]:
 
 
 def _run(
-    datasource: Datasource, body: Any, params: dict[str, Any], timeout_s: float, row_limit: int
+    datasource: Datasource,
+    body: Any,
+    params: dict[str, Any],
+    timeout_s: float,
+    row_limit: int,
+    idempotency_key: str | None = None,
 ) -> dict[str, Any]:
     try:
         result = datasource_services.datasource_execute(
-            datasource=datasource, body=body, params=params, timeout_s=timeout_s, row_limit=row_limit
+            datasource=datasource,
+            body=body,
+            params=params,
+            timeout_s=timeout_s,
+            row_limit=row_limit,
+            idempotency_key=idempotency_key,
         )
     except ConnectorError as exc:
         raise ApplicationError(
@@ -146,34 +156,47 @@ def _run(
     return result.as_dict()
 
 
-def query_run(*, query: DataQuery, params: Any) -> dict[str, Any]:
-    return _run(
-        query.datasource, query.body, _params(query.params_schema, params), query.timeout_s, query.row_limit
-    )
+def query_run(*, query: DataQuery, params: Any, idempotency_key: str | None = None) -> dict[str, Any]:
+    params = _params(query.params_schema, params)
+    return _run(query.datasource, query.body, params, query.timeout_s, query.row_limit, idempotency_key)
 
 
 def query_test(
-    *, tenant: Tenant, datasource: Any, body: Any, params: Any, params_schema: Any = None
+    *,
+    tenant: Tenant | str,
+    datasource: Any,
+    body: Any,
+    params: Any,
+    params_schema: Any = None,
+    idempotency_key: str | None = None,
 ) -> dict[str, Any]:
     """Run an unsaved query (the editor's "test"), with the defaults of a saved one."""
     source = datasources.datasource_get(tenant=tenant, datasource_id=datasource)
     _checked(source, body, params_schema)
-    return _run(source, body, _params(params_schema, params), 30.0, 1000)
+    return _run(source, body, _params(params_schema, params), 30.0, 1000, idempotency_key)
 
 
 def run_for_node(
-    *, tenant_id: Any, query: Any = None, datasource: Any = None, body: Any = None, params: Any = None
+    *,
+    tenant_id: Any,
+    query: Any = None,
+    datasource: Any = None,
+    body: Any = None,
+    params: Any = None,
+    idempotency_key: str | None = None,
 ) -> dict[str, Any]:
     """What the ``dataQuery`` node runs: a saved query, or an inline ``datasource`` + ``body``, in the
     run's tenant. Raises ApplicationError (with the connector's code) on any failure."""
     from apps.queries import selectors
 
-    tenant = Tenant.objects.get(pk=tenant_id)
     if query:
-        return query_run(query=selectors.query_get(tenant=tenant, query_id=query), params=params)
+        saved = selectors.query_get(tenant=tenant_id, query_id=query)
+        return query_run(query=saved, params=params, idempotency_key=idempotency_key)
     if not datasource or body is None:
         raise ApplicationError(
             "dataQuery needs `query` (a saved query id) or `datasource` + `body`.",
             details={"query": ["Missing."]},
         )
-    return query_test(tenant=tenant, datasource=datasource, body=body, params=params)
+    return query_test(
+        tenant=tenant_id, datasource=datasource, body=body, params=params, idempotency_key=idempotency_key
+    )

@@ -81,6 +81,7 @@ class DataQuery(NodeType):
                 datasource=inputs.get("datasource"),
                 body=inputs.get("body"),
                 params=inputs.get("params") or {},
+                idempotency_key=ctx.idempotency_key,
             )
         except NotFound:
             raise NodeError(
