@@ -140,7 +140,7 @@ class Connector:
                     if name not in error.instance:
                         errors.setdefault(name, ["This field is required."])
                 continue
-            errors.setdefault(path or "config", []).append(error.message)
+            errors.setdefault(path or "config", []).append(_without_value(error))
         if errors:
             first = next(iter(errors.items()))
             raise ConfigInvalid(f"Invalid {cls.name} config: {first[0]}: {first[1][0]}", errors)
@@ -154,6 +154,20 @@ class Connector:
             "category": cls.category,
             "config_schema": cls.config_schema,
         }
+
+
+def _without_value(error: jsonschema.ValidationError) -> str:
+    """The schema's complaint without the rejected value: config errors may be about a secret, and
+    a 400 must never echo one ("'s3cr…' is too long" becomes "The value is too long")."""
+    shown = repr(error.instance)
+    message = error.message
+    if shown in message:
+        message = (
+            message.replace(shown, "The value", 1)
+            if message.startswith(shown)
+            else message.replace(shown, "the value")
+        )
+    return message
 
 
 REGISTRY: dict[str, type[Connector]] = {}
