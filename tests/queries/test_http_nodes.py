@@ -187,3 +187,51 @@ def test_notify_inputs_are_checked_when_the_graph_is_saved(run_graph) -> None:
     with pytest.raises(graphs.GraphInvalid) as caught:
         graphs.build(one_node("notify", {"channel": "webhook"}))
     assert "url" in str(caught.value.errors)
+
+
+def test_notify_email_through_an_smtp_datasource(run_graph, owner_tenant, settings) -> None:
+    """A real SMTP server (aiosmtpd): the email arrives; the Message-ID comes from the node's
+    idempotency key (tests/datasources/test_smtp.py shows it is the same on every attempt)."""
+    from aiosmtpd.controller import Controller
+
+    from tests.conftest import free_port
+
+    settings.JETADMIN_OUTBOUND_ALLOW = ["127.0.0.0/8"]
+    received: list[bytes] = []
+
+    class Handler:
+        async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+            received.append(envelope.content)
+            return "250 OK"
+
+    controller = Controller(Handler(), hostname="127.0.0.1", port=free_port())
+    controller.start()
+    try:
+        user, tenant = owner_tenant
+        source = datasources.datasource_create(
+            actor=Actor(user=user),
+            tenant=tenant,
+            name="mail",
+            type="smtp",
+            config={
+                "host": "127.0.0.1",
+                "port": controller.port,
+                "security": "none",
+                "from_email": "reports@example.com",
+            },
+        )
+        inputs = {
+            "channel": "email",
+            "datasource": str(source.id),
+            "to": "{{input.to}}",
+            "subject": "Monthly report",
+            "body": "Revenue is up.",
+        }
+        instance = run_graph(one_node("notify", inputs), {"to": "ops@example.com"})
+        assert instance.status == "succeeded", instance.error
+        (raw,) = received
+        text = raw.decode()
+        assert "Subject: Monthly report" in text and "To: ops@example.com" in text
+        assert "Revenue is up." in text and instance.output["id"] in text
+    finally:
+        controller.stop()
