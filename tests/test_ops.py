@@ -171,6 +171,7 @@ def test_admin_never_shows_key_hashes(make_user, make_tenant, client):
         assert APIKey.objects.get().key_hash not in body and raw not in body
 
 
+@pytest.mark.django_db  # channels closes old DB connections around each message
 def test_websocket_envelope():
     async_to_sync(_websocket_envelope)()
 
