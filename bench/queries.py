@@ -63,7 +63,13 @@ PARAMS_SCHEMA = {
 }
 # What the connector passes to psycopg.connect for the datasource below (sslmode left at libpq's
 # default "prefer" on both sides).
-RAW_CONNINFO = {"host": "127.0.0.1", "port": 5432, "dbname": DB, "user": "postgres", "connect_timeout": 5}
+RAW_CONNINFO: dict[str, Any] = {
+    "host": "127.0.0.1",
+    "port": 5432,
+    "dbname": DB,
+    "user": "postgres",
+    "connect_timeout": 5,
+}
 
 os.environ.pop("REDIS_URL", None)  # embedded settings; the server runs with --no-worker
 os.environ.update(
@@ -336,8 +342,8 @@ def main() -> None:
     print(f"{'':40} {'ms':>9} {'ms/1k rows':>11} {'x raw cold':>11} {'x raw warm':>11}")
     for name, label in labels.items():
         ms = med[name]
-        cold, warm = ms / med["raw_cold"], ms / med["raw_warm"]
-        print(f"{label:40} {ms:9.1f} {ms / per_k:11.2f} {cold:11.2f} {warm:11.2f}")
+        x_cold, x_warm = ms / med["raw_cold"], ms / med["raw_warm"]
+        print(f"{label:40} {ms:9.1f} {ms / per_k:11.2f} {x_cold:11.2f} {x_warm:11.2f}")
     print(
         f"overhead over raw cold: in-process {(med['inproc'] - med['raw_cold']) / per_k:.2f} ms/1k rows, "
         f"HTTP {(med['http'] - med['raw_cold']) / per_k:.2f} ms/1k rows; "

@@ -483,12 +483,12 @@ def test_canary_never_leaves_the_server_and_survives_key_rotation(
     assert len(kept) == 20
     before = {}
     for name, type_name, config, _ in specs:
-        ds = kept[name]
-        assert ds.secrets_encrypted, name
-        full = services.full_config(ds)
+        source = kept[name]
+        assert source.secrets_encrypted, name
+        full = services.full_config(source)
         for field in secrets_of(type_name, config):
             assert canary in full[field], (name, field)
-        before[ds.pk] = ds.secrets_encrypted
+        before[source.pk] = source.secrets_encrypted
     assert services.full_config(kept["rest bearer"])["token"] == f"v2.{canary}"
     assert services.full_config(kept["stripe secret"])["api_key"] == f"sk_test_{canary}"  # MASK kept it
 
@@ -505,16 +505,16 @@ def test_canary_never_leaves_the_server_and_survives_key_rotation(
     out.add("rotate_encryption_keys stderr", rotate_err.getvalue())
     settings.JETADMIN_ENCRYPTION_KEYS = [new]
     for name, type_name, config, _ in specs:
-        ds = Datasource.objects.get(pk=kept[name].pk)
-        assert ds.secrets_encrypted != before[ds.pk], name
-        full = services.full_config(ds)
+        source = Datasource.objects.get(pk=kept[name].pk)
+        assert source.secrets_encrypted != before[source.pk], name
+        full = services.full_config(source)
         for field in secrets_of(type_name, config):
             assert canary in full[field], (name, field)
     api("list after rotation", "get", f"{ds_url}?page_size=100")
     settings.JETADMIN_ENCRYPTION_KEYS = [old]
-    for ds in Datasource.objects.exclude(type="sqlite"):
+    for source in Datasource.objects.exclude(type="sqlite"):
         with pytest.raises(crypto.DecryptionFailed):
-            services.full_config(ds)
+            services.full_config(source)
     settings.JETADMIN_ENCRYPTION_KEYS = [new]
 
     # 14. websocket frames (last: the channels auth middleware resets DB connections of this thread)
