@@ -127,3 +127,62 @@ def test_isolation_and_permissions(ctx, make_user, make_tenant) -> None:
     assert_error(
         as_viewer.post(f"{url}test/", {"type": "sqlite", "config": {"path": "shop.db"}}, format="json"), 403
     )
+
+
+# Through the API, for every connector type: a good config connects, bad credentials and a wrong
+# host give {ok: false} with a message naming what to fix (never a 500, never the secret).
+GOOD_AND_BAD = [
+    ("postgresql", PG, {**PG, "password": "", "user": "nobody_here"}, "no user"),
+    ("postgresql", PG, {**PG, "port": 1}, "Cannot reach PostgreSQL"),
+    (
+        "mysql",
+        {"host": "127.0.0.1", "port": 3306, "database": "mysql", "user": "root"},
+        {"host": "127.0.0.1", "port": 3306, "database": "mysql", "user": "root", "password": CANARY},
+        "check the user and password",
+    ),
+    (
+        "mysql",
+        {"host": "127.0.0.1", "port": 3306, "database": "mysql", "user": "root"},
+        {"host": "127.0.0.1", "port": 1, "database": "mysql", "user": "root"},
+        "Cannot reach MySQL",
+    ),
+    ("redis", {"host": "127.0.0.1", "port": 6379}, {"host": "127.0.0.1", "port": 1}, "127.0.0.1:1"),
+    (
+        "redis",
+        {"host": "127.0.0.1", "port": 6379},
+        {"host": "127.0.0.1", "port": 6379, "username": "nobody", "password": CANARY},
+        "Redis",
+    ),
+    ("rest", None, {"base_url": "http://127.0.0.1:1/api"}, "Cannot connect"),
+    ("graphql", None, {"base_url": "http://127.0.0.1:1/graphql"}, "Cannot connect"),
+    ("slack", None, {"token": CANARY, "base_url": "http://127.0.0.1:1/api"}, "Cannot connect"),
+    ("smtp", None, {"host": "127.0.0.1", "port": 1, "security": "none", "from_email": "a@b.co"}, "127.0.0.1"),
+    (
+        "s3",
+        None,
+        {
+            "bucket": "reports",
+            "region": "us-east-1",
+            "endpoint_url": "http://127.0.0.1:1",
+            "access_key_id": "AKIDEXAMPLE",
+            "secret_access_key": CANARY,
+            "timeout_s": 2,
+        },
+        "127.0.0.1:1",
+    ),
+]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(("type_name", "good", "bad", "says"), GOOD_AND_BAD)
+def test_connection_test_of_every_type_is_clear(ctx, settings, type_name, good, bad, says) -> None:
+    client, url, _ = ctx
+    settings.JETADMIN_OUTBOUND_ALLOW = ["127.0.0.0/8"]
+    if good is not None:
+        r = client.post(f"{url}test/", {"type": type_name, "config": good}, format="json")
+        assert r.status_code == 200 and r.json()["ok"] is True, r.json()
+    r = client.post(f"{url}test/", {"type": type_name, "config": bad}, format="json")
+    assert r.status_code == 200, r.content
+    body = r.json()
+    assert body["ok"] is False and says in body["message"], body
+    assert CANARY not in r.content.decode()
