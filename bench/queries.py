@@ -19,7 +19,8 @@ within each run, so drift hits them all alike):
   (uvicorn) started as a subprocess on a free port with the same ``DATABASE_URL``;
 * two parts of the in-process figure, to tell the driver/connector cost from serialization:
   ``services.query_run`` alone (connect, BEGIN, statement_timeout, prepared execute, fetch, close)
-  and DRF's ``JSONRenderer`` on its result (the rest is middleware, auth, tenant access, lookups).
+  and the endpoint's renderer (``ResultRenderer``, orjson) on its result (the rest is middleware,
+  auth, tenant access, lookups).
 
 Endpoint figures stop when the response body has arrived; parsing it (to check ``row_count``) is
 not timed. It prints the medians, ms per 1k rows, the ratios endpoint/raw, and the number of
@@ -192,9 +193,9 @@ def render_only(result: dict[str, Any]) -> float:
 
 
 def render_body(result: dict[str, Any]) -> bytes:
-    from rest_framework.renderers import JSONRenderer
+    from jetadmin.api.renderers import ResultRenderer  # what the run endpoint renders with
 
-    return JSONRenderer().render(result)
+    return ResultRenderer().render(result)
 
 
 def check(got: int, want: int, what: str) -> None:
@@ -334,7 +335,7 @@ def main() -> None:
         "raw_cold": "raw psycopg, cold (connect+run+close)",
         "raw_warm": "raw psycopg, warm connection",
         "service": "  part: query_run() service (connector)",
-        "render": "  part: DRF JSONRenderer of the result",
+        "render": "  part: ResultRenderer of the result",
         "inproc": "endpoint in-process (APIClient)",
         "http": "endpoint over HTTP (uvicorn+httpx)",
     }

@@ -3,6 +3,7 @@ datasources, clear errors, permissions and isolation."""
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -164,3 +165,35 @@ def test_permissions_and_isolation(ctx, make_user, make_tenant) -> None:
         f"/api/v1/tenants/{other.id}/queries/test/", {"datasource": ds, "body": "SELECT 1"}, format="json"
     )
     assert_error(r, 404)  # another tenant's datasource does not exist for this tenant
+
+
+def test_result_renderer_writes_values_as_drf_would() -> None:
+    """The orjson renderer of query results gives the same JSON as DRF's encoder for every value a
+    driver returns (and hex for binary, which DRF's encoder cannot do)."""
+    import datetime as dt
+    import uuid
+    from decimal import Decimal
+
+    from rest_framework.renderers import JSONRenderer
+
+    from jetadmin.api.renderers import ResultRenderer
+
+    values = [
+        Decimal("12.50"),
+        Decimal("7"),
+        dt.datetime(2026, 3, 1, 12, 30, 5, 123456, tzinfo=dt.UTC),
+        dt.datetime(2026, 3, 1, 12, 30, tzinfo=dt.timezone(dt.timedelta(hours=2))),
+        dt.datetime(2026, 3, 1, 12, 30),
+        dt.date(2026, 3, 1),
+        dt.time(8, 15, 30),
+        dt.timedelta(hours=1, seconds=3),
+        uuid.UUID("12345678-1234-5678-1234-567812345678"),
+        None,
+        True,
+        "naïve ✓",
+        10**15,
+        1.5,
+    ]
+    data = {"columns": ["v"], "rows": [[v] for v in values], "row_count": len(values)}
+    assert json.loads(ResultRenderer().render(data)) == json.loads(JSONRenderer().render(data))
+    assert json.loads(ResultRenderer().render({"b": b"\x00\xff"})) == {"b": "00ff"}

@@ -12,6 +12,7 @@ from rest_framework.response import Response
 from apps.queries import selectors, services
 from apps.tenancy.api.base import TenantAPIView
 from jetadmin.api.inputs import parse_input
+from jetadmin.api.renderers import ResultRenderer
 
 from . import serializers as s
 
@@ -53,6 +54,7 @@ class QueryDetailView(TenantAPIView):
 
 class QueryRunView(TenantAPIView):
     permissions = {"POST": "query.run"}
+    renderer_classes = [ResultRenderer]
 
     @extend_schema(summary="Run a saved query with parameters", request=s.RunInput, responses=s.ResultOutput)
     def post(self, request: Request, tenant_id: Any, query_id: Any) -> Response:
@@ -63,6 +65,7 @@ class QueryRunView(TenantAPIView):
 
 class QueryTestView(TenantAPIView):
     permissions = {"POST": "query.run"}
+    renderer_classes = [ResultRenderer]
 
     @extend_schema(summary="Run an unsaved query", request=s.TestInput, responses=s.ResultOutput)
     def post(self, request: Request, tenant_id: Any) -> Response:
