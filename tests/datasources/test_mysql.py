@@ -257,3 +257,20 @@ def test_mysql_injection_corpus_never_writes(my_database: str) -> None:
             c.execute(body)
     assert count(my_database) == 50
     assert "orders" in tables(my_database)
+
+
+def test_mysql_connections_are_reused_reset_and_a_dead_one_replaced(my_database: str) -> None:
+    c = connector(my_database)
+    first = c.execute("SELECT CONNECTION_ID()").rows[0][0]
+    c.execute("CREATE TEMPORARY TABLE scratch (x INT)")
+    c.execute("SET @left_behind = 42")
+    assert c.execute("SELECT CONNECTION_ID()").rows[0][0] == first  # borrowed again, not reconnected
+    # ... but reset: the previous query's session state is gone.
+    assert c.execute("SELECT @left_behind").rows == [[None]]
+    with pytest.raises(base.BadQuery):
+        c.execute("SELECT * FROM scratch")
+    sql(my_database, f"KILL {int(first)}")
+    replaced = c.execute("SELECT CONNECTION_ID()").rows[0][0]
+    assert replaced != first
+    # A read-only datasource never borrows the writable connection (the config is the pool key).
+    assert connector(my_database, read_only=True).execute("SELECT CONNECTION_ID()").rows[0][0] != replaced

@@ -14,7 +14,11 @@ The timeout is the server's as well: ``max_statement_time`` (MariaDB, any statem
 
 Only ``ssl_mode: verify_identity`` refuses a server without TLS before authenticating; ``required``
 checks that the session is encrypted once connected (the driver has no "encrypt without verifying"
-pre-auth switch)."""
+pre-auth switch).
+
+Connections are kept idle per datasource and process (pool.py). Before reuse a connection is reset
+with COM_RESET_CONNECTION (temporary tables, user variables and session settings of the previous
+query are gone) and its charset and autocommit are set again; one that fails this is dropped."""
 
 from __future__ import annotations
 
@@ -32,6 +36,7 @@ from mysql.connector.connection import MySQLConnection
 from mysql.connector.constants import ClientFlag, FieldType
 from mysql.connector.cursor import MySQLCursorPrepared
 
+from . import pool
 from .base import (
     AuthFailed,
     BadQuery,
@@ -116,6 +121,11 @@ class MySQLConnector(Connector):
 
     def connect(self) -> None:
         c = self.config
+        borrowed = pool.borrow(pool.key_for(self.type, c), _reset, _discard)
+        if borrowed is not None:
+            self.conn = borrowed
+            self.mariadb = "mariadb" in (borrowed.server_info or "").lower()
+            return
         ssl_mode = c.get("ssl_mode", "preferred")
         options: dict[str, Any] = {}
         if ssl_mode == "disabled":
@@ -144,7 +154,7 @@ class MySQLConnector(Connector):
         _no_delay(conn)
         self.mariadb = "mariadb" in (conn.server_info or "").lower()
         if ssl_mode == "required" and not conn.is_secure:
-            self.close()
+            self.drop()
             raise Unreachable(
                 f"MySQL at {self.where()} did not offer TLS, and ssl_mode is 'required'; "
                 "enable TLS on the server or choose another ssl_mode."
@@ -156,10 +166,18 @@ class MySQLConnector(Connector):
         return self.conn
 
     def close(self) -> None:
+        """Give the connection back to the idle pool (``drop`` closes one that must not be reused)."""
         if self.conn is not None:
             conn, self.conn = self.conn, None
-            with contextlib.suppress(my_errors.Error, OSError):
-                conn.close()
+            if conn.is_connected() and not conn.in_transaction:
+                pool.give_back(pool.key_for(self.type, self.config), conn, _discard)
+            else:
+                _discard(conn)
+
+    def drop(self) -> None:
+        if self.conn is not None:
+            conn, self.conn = self.conn, None
+            _discard(conn)
 
     def health_check(self) -> None:
         with self.session():
@@ -218,14 +236,14 @@ class MySQLConnector(Connector):
             else:
                 conn.commit()
         except (my_errors.ReadTimeoutError, my_errors.WriteTimeoutError):
-            self.close()  # the driver has dropped the socket already
+            self.drop()  # the driver has dropped the socket already
             raise QueryTimeout(
                 f"The query ran past its timeout of {timeout_s:g} s (MySQL did not answer in time)."
             ) from None
         except my_errors.Error as exc:
             error = self._scrub(_query_error(exc, timeout_s))
             if isinstance(error, Unreachable):
-                self.close()
+                self.drop()
             else:
                 self._rollback_quietly()
             raise error from None
@@ -266,7 +284,7 @@ class MySQLConnector(Connector):
             try:
                 self.conn.rollback()
             except (my_errors.Error, OSError):
-                self.close()  # a connection that cannot roll back is not reused
+                self.drop()  # a connection that cannot roll back is not reused
 
     def _scrub(self, error: Exception) -> Exception:
         """The error, with the password (should a message ever carry it) replaced."""
@@ -320,6 +338,23 @@ def _query_error(exc: my_errors.Error, timeout_s: float) -> Exception:
     if errno > 0:
         return BadQuery(f"MySQL error {errno}: {_text(exc)}")
     return BadQuery(f"MySQL: {_text(exc)}")
+
+
+def _reset(conn: MySQLConnection) -> bool:
+    """Make a pooled connection like a new one; False (it is then dropped) when that fails."""
+    try:
+        if not conn.cmd_reset_connection():  # servers before MySQL 5.7.3 cannot reset cheaply
+            return False
+        conn.set_charset_collation("utf8mb4")
+        conn.autocommit = False
+    except (my_errors.Error, OSError):
+        return False
+    return True
+
+
+def _discard(conn: MySQLConnection) -> None:
+    with contextlib.suppress(my_errors.Error, OSError):
+        conn.close()
 
 
 def _connect_error(exc: my_errors.Error, c: Mapping[str, Any]) -> Exception:
