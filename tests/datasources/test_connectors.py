@@ -188,3 +188,15 @@ def test_postgresql_connections_are_reused_and_a_dead_one_replaced(pg_database: 
     with pytest.raises(base.ReadOnlyViolation):
         ro.execute("DELETE FROM orders")
     assert c.execute("SELECT current_setting('transaction_read_only')").rows == [["off"]]
+
+
+def test_postgresql_pooled_connections_carry_no_session_state(pg_database: str) -> None:
+    c = PostgreSQLConnector({**PG, "database": pg_database})
+    pid = c.execute("SELECT pg_backend_pid()").rows[0][0]
+    c.execute("CREATE TEMPORARY TABLE scratch AS SELECT 1 AS x")
+    c.execute("SELECT set_config('application_name', 'changed', false)")
+    for _ in range(3):  # the same prepared statement again after a reset
+        assert c.execute("SELECT pg_backend_pid()").rows[0][0] == pid
+    assert c.execute("SELECT current_setting('application_name')").rows == [["jetadmin"]]
+    with pytest.raises(base.BadQuery, match="scratch"):
+        c.execute("SELECT * FROM scratch")

@@ -3,7 +3,8 @@
 goes through the extended protocol (``prepare=True``), which runs exactly one statement — so
 ``'; DROP TABLE …`` can never become a second command. Read-only is the server's: each transaction
 is ``BEGIN READ ONLY``. ``statement_timeout`` bounds every query server-side. Connections are kept
-idle per datasource and process (pool.py) and checked before reuse."""
+idle per datasource and process (pool.py); before reuse :data:`RESET_SESSION` checks the connection
+and clears the previous query's session state (temporary tables, ``SET``, roles, locks)."""
 
 from __future__ import annotations
 
@@ -135,12 +136,21 @@ class PostgreSQLConnector(Connector):
         return Result(columns, rows, len(rows), len(fetched) > limit, (time.monotonic() - started) * 1000)
 
 
+# DISCARD ALL minus DEALLOCATE ALL: psycopg keeps its own cache of the statements it prepared.
+RESET_SESSION = (
+    "CLOSE ALL; SET SESSION AUTHORIZATION DEFAULT; RESET ALL; UNLISTEN *; "
+    "SELECT pg_advisory_unlock_all(); DISCARD PLANS; DISCARD TEMP; DISCARD SEQUENCES"
+)
+
+
 def _healthy(conn: psycopg.Connection[Any]) -> bool:
     if conn.closed:
         return False
     try:
-        conn.execute("SELECT 1")
         conn.rollback()
+        conn.autocommit = True  # these cannot run inside a transaction
+        conn.execute(RESET_SESSION)
+        conn.autocommit = False
     except psycopg.Error:
         return False
     return True
