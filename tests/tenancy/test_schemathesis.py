@@ -1,12 +1,13 @@
-"""Property-based fuzzing of the tenancy API (``/api/v1/``) with schemathesis, in-process over WSGI.
+"""Property-based fuzzing of the whole API (``/api/v1/``) with schemathesis, in-process over WSGI.
 
 The schema is the one the app serves (``/api/schema/``). Every operation under ``/api/v1/`` gets
 generated requests (schemathesis' examples, fuzzing and coverage phases, valid and invalid input),
 sent through ``jetadmin.wsgi.application`` with ``Authorization: Token <token>`` of a user who owns
-a tenant. Path ids are mostly swapped for real ones (that tenant, its roles, members, API keys and
-invites) so the handlers behind the tenant check run; the rest stay random and must be 404s. A
-second test sends hand-picked hostile input the generator rarely produces (NUL bytes, broken or
-deeply nested JSON, odd content types, oversize bodies, malformed ``Authorization`` headers).
+a tenant. Path ids are mostly swapped for real ones (that tenant, its roles, members, API keys,
+invites, datasources and saved queries) so the handlers behind the tenant check run; the rest stay
+random and must be 404s. A second test sends hand-picked hostile input the generator rarely
+produces (NUL bytes, broken or deeply nested JSON, odd content types, oversize bodies, malformed
+``Authorization`` headers).
 
 The contract checked on every response (CONTRACT "Conventions"):
 
@@ -238,7 +239,9 @@ class World:
 
 
 @pytest.fixture
-def world(make_user: Callable[..., User], make_tenant: Callable[..., Tenant], settings: Any) -> World:
+def world(
+    make_user: Callable[..., User], make_tenant: Callable[..., Tenant], settings: Any, tmp_path: Path
+) -> World:
     # Every login attempt hashes a password; a slow hasher would dominate the run time.
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     owner = make_user("fuzz-owner")
@@ -251,6 +254,7 @@ def world(make_user: Callable[..., User], make_tenant: Callable[..., Tenant], se
     key, _ = services.api_key_create(actor=actor, tenant=tenant, name="ci", role=role(tenant, "viewer"))
     invite = services.invite_create(actor=actor, tenant=tenant, email="new@example.com", role=custom)
     _, raw = services.auth_token_create(user=owner)
+    sources, queries = _datasources_and_queries(actor, tenant, settings, tmp_path)
     ids = {
         # mostly the caller's tenant; sometimes the foreign one or the generated value (both 404)
         "tenant_id": [str(tenant.id)] * 6 + [str(foreign_tenant.id)],
@@ -258,8 +262,49 @@ def world(make_user: Callable[..., User], make_tenant: Callable[..., Tenant], se
         "role_id": [str(custom.id), str(role(tenant, "owner").id), str(role(tenant, "viewer").id)],
         "key_id": [str(key.id)] * 2,
         "invite_id": [str(invite.id)] * 2,
+        "datasource_id": sources,
+        "query_id": queries,
     }
     return World(token=raw, tenant=tenant, ids=ids)
+
+
+def _datasources_and_queries(
+    actor: services.Actor, tenant: Tenant, settings: Any, tmp_path: Path
+) -> tuple[list[str], list[str]]:
+    """A SQLite datasource with a saved query, and a REST one whose host the outbound guard refuses:
+    fuzzed PATCHes, tests and runs reach real connectors without leaving the machine."""
+    import sqlite3
+
+    from apps.datasources import services as datasources
+    from apps.queries import services as queries
+
+    settings.JETADMIN_SQLITE_ROOT = str(tmp_path)
+    settings.JETADMIN_OUTBOUND_ALLOW = []
+    with sqlite3.connect(tmp_path / "fuzz.db") as conn:
+        conn.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, name TEXT)")
+        conn.executemany("INSERT INTO t (name) VALUES (?)", [("a",), ("b",)])
+    lite = datasources.datasource_create(
+        actor=actor, tenant=tenant, name="fuzz sqlite", type="sqlite", config={"path": "fuzz.db"}
+    )
+    rest = datasources.datasource_create(
+        actor=actor,
+        tenant=tenant,
+        name="fuzz rest",
+        type="rest",
+        config={"base_url": "http://127.0.0.1:1/api", "auth_type": "bearer", "token": "t"},
+    )
+    saved = queries.query_create(
+        actor=actor,
+        tenant=tenant,
+        name="fuzz query",
+        datasource=lite.id,
+        body="SELECT id, name FROM t WHERE id > :min",
+        params_schema={"type": "object", "properties": {"min": {"type": "integer"}}, "required": ["min"]},
+    )
+    rest_query = queries.query_create(
+        actor=actor, tenant=tenant, name="fuzz rest query", datasource=rest.id, body={"path": "/x"}
+    )
+    return [str(lite.id), str(rest.id)], [str(saved.id), str(rest_query.id)]
 
 
 # --- checks ---------------------------------------------------------------------------------------------
