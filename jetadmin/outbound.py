@@ -17,8 +17,9 @@ import functools
 import ipaddress
 import socket
 import ssl
+import time
 import typing
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from urllib.parse import urlsplit
 
 import httpcore
@@ -42,6 +43,10 @@ ALWAYS_REFUSED = [
     )
 ]
 SCHEMES = ("http", "https")
+# IPv6 outside global unicast (2000::/3) is never "public": IPv4-compatible ::a.b.c.d, site-local
+# fec0::/10, SIIT, local-use NAT64 ... are refused unless allowed, like private ranges.
+GLOBAL_UNICAST_V6 = ipaddress.ip_network("2000::/3")
+MAX_RESPONSE_BYTES = 10 * 1024 * 1024
 
 
 class OutboundRefused(Exception):
@@ -83,7 +88,7 @@ def check_address(raw: str | IPAddress) -> IPAddress:
             f"Connections to {address} are refused: link-local, metadata, multicast and unspecified "
             "addresses are never allowed."
         )
-    if address.is_global:
+    if address.is_global and (address.version == 4 or address in GLOBAL_UNICAST_V6):
         return address
     if any(address.version == net.version and address in net for net in allowed_networks()):
         return address
@@ -138,7 +143,7 @@ class _GuardedBackend(httpcore.SyncBackend):
         for address in resolve(host, port):
             try:
                 return super().connect_tcp(address, port, timeout, local_address, socket_options)
-            except httpcore.ConnectError as exc:
+            except (httpcore.ConnectError, httpcore.ConnectTimeout) as exc:  # try the next address
                 last = exc
         raise last or httpcore.ConnectError(f"Cannot connect to {host}:{port}.")
 
@@ -153,8 +158,13 @@ def _check_request(request: httpx.Request) -> None:
     check_url(request.url)
 
 
-def _origin_guard(names: list[str]) -> Callable[[httpx.Request], None]:
-    """A request hook that strips ``names`` once a redirect leaves the first request's origin."""
+CROSS_ORIGIN_HEADERS = frozenset(
+    {"accept", "accept-encoding", "content-type", "content-length", "host", "user-agent", "idempotency-key"}
+)
+
+
+def _origin_guard() -> Callable[[httpx.Request], None]:
+    """A request hook that strips all but harmless headers once a redirect leaves the first origin."""
     first: list[tuple[bytes, str, int | None]] = []
 
     def hook(request: httpx.Request) -> None:
@@ -162,8 +172,8 @@ def _origin_guard(names: list[str]) -> Callable[[httpx.Request], None]:
         if not first:
             first.append(origin)
         elif origin != first[0]:
-            for name in names:
-                request.headers.pop(name, None)
+            for name in [n for n in request.headers if n.lower() not in CROSS_ORIGIN_HEADERS]:
+                del request.headers[name]
 
     return hook
 
@@ -175,12 +185,11 @@ def client(
     max_redirects: int = 5,
     headers: dict[str, str] | None = None,
     auth: httpx.Auth | tuple[str, str] | None = None,
-    origin_only_headers: Iterable[str] = (),
 ) -> httpx.Client:
     """An httpx client for user-directed requests: checked URLs, checked addresses, checked redirects,
-    no proxies from the environment (they would bypass the address check). ``origin_only_headers``
-    (API keys in custom headers) are removed from requests a redirect sends to another origin, as
-    httpx does itself for ``Authorization``."""
+    no proxies from the environment (they would bypass the address check). A redirect to another
+    origin carries only the harmless headers (:data:`CROSS_ORIGIN_HEADERS`): API keys in custom
+    headers go no further than ``Authorization``, which httpx drops itself."""
     transport = httpx.HTTPTransport(retries=0)
     transport._pool = httpcore.ConnectionPool(  # the public pool, with our connect step
         ssl_context=_ssl_context(),
@@ -189,14 +198,42 @@ def client(
     )
     return httpx.Client(
         transport=transport,
+        # Compressed answers would be inflated before the size cap sees them.
+        headers={"Accept-Encoding": "identity", **(headers or {})},
         timeout=httpx.Timeout(timeout_s, connect=min(timeout_s, 10.0)),
         follow_redirects=follow_redirects,
         max_redirects=max_redirects,
         trust_env=False,
-        headers=headers,
         auth=auth,
-        event_hooks={"request": [_check_request, _origin_guard([h.lower() for h in origin_only_headers])]},
+        event_hooks={"request": [_check_request, _origin_guard()]},
     )
+
+
+class ResponseTooLarge(Exception):
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"The response is larger than {limit // (1024 * 1024)} MB.")
+        self.message = str(self)
+
+
+class DeadlinePassed(Exception):
+    pass
+
+
+def read_capped(
+    response: httpx.Response, *, limit: int = MAX_RESPONSE_BYTES, deadline: float | None = None
+) -> bytes:
+    """The body of a streamed response, at most ``limit`` bytes (ResponseTooLarge beyond), read before
+    ``deadline`` (a ``time.monotonic()`` value; DeadlinePassed after it — httpx's timeouts bound each
+    read, not the whole, so a server trickling bytes would otherwise hold the worker)."""
+    chunks, size = [], 0
+    for chunk in response.iter_bytes():
+        size += len(chunk)
+        if size > limit:
+            raise ResponseTooLarge(limit)
+        if deadline is not None and time.monotonic() > deadline:
+            raise DeadlinePassed()
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def describe_error(exc: Exception, url: str | httpx.URL) -> str:

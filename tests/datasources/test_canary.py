@@ -133,7 +133,7 @@ def candidate_specs(c: str) -> list[tuple[str, str, dict[str, Any], dict[str, An
                 "password": c,
                 "token": f"tok.{c}",
                 "api_key": f"{c}.key",
-                "headers": {"Accept": "application/json"},
+                "headers": {"Accept": "application/json", "X-Extra-Key": f"hdr-{c}"},
             },
             {"auth_type": "basic"},
         ),
@@ -148,7 +148,7 @@ def candidate_specs(c: str) -> list[tuple[str, str, dict[str, Any], dict[str, An
         (
             "webhook whsec",
             "webhook",
-            {"url": f"{CLOSED}/hook2", "signing_secret": f"whsec_{c}", "headers": {"X-Env": "prod"}},
+            {"url": f"{CLOSED}/hook2", "signing_secret": f"whsec_{c}", "headers": {"X-Auth": c}},
             {"timeout_s": 3},
         ),
         ("mysql wrapped", "mysql", {**closed_db, "password": f"my-{c}-pw"}, {"ssl_mode": "disabled"}),
@@ -487,7 +487,7 @@ def test_canary_never_leaves_the_server_and_survives_key_rotation(
         assert source.secrets_encrypted, name
         full = services.full_config(source)
         for field in secrets_of(type_name, config):
-            assert canary in full[field], (name, field)
+            assert canary in json.dumps(full[field]), (name, field)
         before[source.pk] = source.secrets_encrypted
     assert services.full_config(kept["rest bearer"])["token"] == f"v2.{canary}"
     assert services.full_config(kept["stripe secret"])["api_key"] == f"sk_test_{canary}"  # MASK kept it
@@ -509,7 +509,7 @@ def test_canary_never_leaves_the_server_and_survives_key_rotation(
         assert source.secrets_encrypted != before[source.pk], name
         full = services.full_config(source)
         for field in secrets_of(type_name, config):
-            assert canary in full[field], (name, field)
+            assert canary in json.dumps(full[field]), (name, field)
     api("list after rotation", "get", f"{ds_url}?page_size=100")
     settings.JETADMIN_ENCRYPTION_KEYS = [old]
     for source in Datasource.objects.exclude(type="sqlite"):

@@ -180,3 +180,16 @@ def test_the_allow_list_opens_exactly_its_range(listeners: dict[str, Any], setti
     with pytest.raises(outbound.OutboundRefused, match="never allowed"):
         settings.JETADMIN_OUTBOUND_ALLOW = ["0.0.0.0/0", "::/0"]
         outbound.check_address("169.254.169.254")  # metadata stays refused whatever is allowed
+
+
+@pytest.mark.parametrize(
+    "address",
+    ["::127.0.0.1", "::169.254.169.254", "::ffff:0:7f00:1", "64:ff9b:1::a9fe:a9fe", "fec0::1", "fc00::1"],
+)
+def test_ipv6_outside_global_unicast_is_never_public(address: str, settings: Any) -> None:
+    """IPv4-compatible, SIIT, local-use NAT64, site-local and unique-local forms: refused like
+    private ranges (Python calls some of them global)."""
+    settings.JETADMIN_OUTBOUND_ALLOW = []
+    with pytest.raises(outbound.OutboundRefused):
+        outbound.check_address(address)
+    assert str(outbound.check_address("2606:4700::1111")) == "2606:4700::1111"  # public IPv6 passes

@@ -163,11 +163,12 @@ class HTTPConnector(Connector):
         headers = {**dict(self.config.get("headers") or {}), **auth_headers, **request.get("headers", {})}
         if self.idempotency_key and request["method"] not in ("GET", "HEAD"):
             headers.setdefault("Idempotency-Key", self.idempotency_key)
+        deadline = time.monotonic() + timeout_s
         try:
             outbound.check_url(url)
-            credentials = [name for name in headers if name.lower() in _credential_headers(self.config)]
-            with outbound.client(timeout_s=timeout_s, auth=basic, origin_only_headers=credentials) as client:
-                response = client.request(
+            with (
+                outbound.client(timeout_s=timeout_s, auth=basic) as client,
+                client.stream(
                     request["method"],
                     url,
                     params=request.get("query") or None,
@@ -175,16 +176,21 @@ class HTTPConnector(Connector):
                     json=request.get("json"),
                     data=request.get("data"),
                     content=request.get("content"),
-                )
+                ) as response,
+            ):
+                raw = outbound.read_capped(response, deadline=deadline)
         except outbound.OutboundRefused as exc:
             raise DestinationRefused(exc.message) from None
-        except httpx.TimeoutException:
+        except (httpx.TimeoutException, outbound.DeadlinePassed):
             raise QueryTimeout(f"{self.label()} did not answer within {timeout_s:g} s.") from None
-        except (httpx.LocalProtocolError, httpx.InvalidURL) as exc:  # e.g. CR/LF in a header value
-            raise BadQuery(f"The request cannot be sent as given: {exc}") from None
+        except outbound.ResponseTooLarge as exc:
+            raise BadQuery(f"{self.label()}: {exc.message}") from None
+        except (httpx.LocalProtocolError, httpx.InvalidURL, UnicodeEncodeError):
+            # Never the exception's text: it quotes the offending header, which may be a secret.
+            raise BadQuery(UNSENDABLE) from None
         except httpx.HTTPError as exc:
             raise Unreachable(outbound.describe_error(exc, url)) from None
-        data = _decode(response)
+        data = _decode(response, raw)
         if response.status_code in (401, 403):
             raise AuthFailed(
                 f"{self.label()} answered {response.status_code}: check the credentials of this datasource."
@@ -213,22 +219,19 @@ class HTTPConnector(Connector):
         self.send(request, float(self.config.get("timeout_s", 10)))
 
 
-def _credential_headers(config: Mapping[str, Any]) -> set[str]:
-    """Headers that carry credentials besides Authorization (which httpx already drops on a
-    cross-origin redirect): the API-key header and the datasource's own default headers."""
-    names = {str(name).lower() for name in (config.get("headers") or {})}
-    if config.get("auth_type") == "api_key":
-        names.add(str(config.get("api_key_header") or "X-API-Key").lower())
-    return names
+UNSENDABLE = (
+    "The request cannot be sent: a header value (a credential, a default header or a parameter) "
+    "contains a line break, a control character or non-ASCII text."
+)
 
 
-def _decode(response: httpx.Response) -> Any:
+def _decode(response: httpx.Response, raw: bytes) -> Any:
     if "json" in response.headers.get("content-type", ""):
         try:
-            return response.json()
+            return json.loads(raw)
         except ValueError:
             pass
-    return response.text
+    return raw.decode(response.encoding or "utf-8", errors="replace")
 
 
 def _excerpt(data: Any) -> str:
@@ -247,7 +250,8 @@ class RESTConnector(HTTPConnector):
         "properties": {
             "base_url": {"type": "string", "minLength": 1, "maxLength": 2000, "format": "uri"},
             **_auth_properties(),
-            "headers": {"type": "object", "additionalProperties": {"type": "string"}},
+            # Default headers often carry keys: write-only like the other secrets.
+            "headers": {"type": "object", "additionalProperties": {"type": "string"}, "writeOnly": True},
             "health_path": {"type": "string", "maxLength": 500, "default": ""},
             "timeout_s": {"type": "number", "minimum": 1, "maximum": 300, "default": 10},
         },
@@ -305,9 +309,10 @@ class GraphQLConnector(HTTPConnector):
 
     def check_answer(self, response: httpx.Response, data: Any) -> None:
         if isinstance(data, dict) and data.get("errors"):
-            first = data["errors"][0]
-            message = first.get("message") if isinstance(first, dict) else str(first)
-            raise BadQuery(f"GraphQL error: {message}")
+            errors = data["errors"]
+            first = errors[0] if isinstance(errors, list) else errors
+            message = first.get("message") if isinstance(first, dict) else first
+            raise BadQuery(f"GraphQL error: {_excerpt(message)}")
         if not isinstance(data, dict) or "data" not in data:
             raise BadQuery(f"{self.label()} did not answer with GraphQL JSON: {_excerpt(data)}")
 
@@ -370,7 +375,9 @@ class SlackConnector(HTTPConnector):
         return {"method": "POST", "path": "/chat.postMessage", "json": message}
 
     def check_answer(self, response: httpx.Response, data: Any) -> None:
-        if isinstance(data, dict) and data.get("ok") is False:
+        if not isinstance(data, dict):
+            raise BadQuery(f"Slack did not answer with a JSON object: {_excerpt(data)}")
+        if data.get("ok") is False:
             error = data.get("error", "unknown_error")
             if error in ("invalid_auth", "not_authed", "account_inactive", "token_revoked"):
                 raise AuthFailed(f"Slack refused the token ({error}): check the bot token.")
@@ -459,6 +466,8 @@ class TwilioConnector(HTTPConnector):
         }
 
     def result_for(self, response: httpx.Response, data: Any, limit: int, started: float) -> Result:
+        if not isinstance(data, dict):
+            raise BadQuery(f"Twilio did not answer with a JSON object: {_excerpt(data)}")
         row = [True, data.get("sid"), data.get("status")]
         return Result(["delivered", "id", "status"], [row], 1, False, (time.monotonic() - started) * 1000)
 
@@ -536,7 +545,8 @@ class WebhookConnector(HTTPConnector):
         "properties": {
             "url": {"type": "string", "minLength": 1, "maxLength": 2000},
             "signing_secret": {"type": "string", "maxLength": 500, "writeOnly": True},
-            "headers": {"type": "object", "additionalProperties": {"type": "string"}},
+            # Default headers often carry keys: write-only like the other secrets.
+            "headers": {"type": "object", "additionalProperties": {"type": "string"}, "writeOnly": True},
             "timeout_s": {"type": "number", "minimum": 1, "maximum": 300, "default": 10},
         },
     }

@@ -16,6 +16,7 @@ from typing import Any
 import httpx
 from rest_framework.exceptions import NotFound
 
+from apps.datasources.connectors.http import UNSENDABLE
 from jetadmin import outbound
 from jetadmin.api.errors import ApplicationError
 
@@ -102,10 +103,11 @@ def _time_left(requested: Any, ctx: NodeContext, default: float = 30.0) -> float
     timeout = float(requested or default)
     if ctx.deadline is not None:
         timeout = min(timeout, ctx.deadline - time.monotonic())
-    return max(0.05, timeout)
+    if timeout <= 0:
+        raise NodeError("The node ran out of time before sending its request.", code="timeout")
+    return timeout
 
 
-MAX_RESPONSE_BYTES = 10 * 1024 * 1024
 HTTP_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
 
 
@@ -147,6 +149,7 @@ class HTTPRequest(NodeType):
         try:
             outbound.check_url(url)
             timeout = _time_left(inputs.get("timeout_s"), ctx)
+            deadline = time.monotonic() + timeout
             with (
                 outbound.client(timeout_s=timeout) as client,
                 client.stream(
@@ -158,15 +161,16 @@ class HTTPRequest(NodeType):
                     content=content,
                 ) as response,
             ):
-                raw = _read_capped(response)
+                raw = outbound.read_capped(response, deadline=deadline)
         except outbound.OutboundRefused as exc:
             raise NodeError(exc.message, code="outbound_refused", retryable=False) from None
-        except httpx.TimeoutException:
+        except (httpx.TimeoutException, outbound.DeadlinePassed):
             raise NodeError(outbound.describe_error(httpx.ReadTimeout(""), url), code="timeout") from None
-        except (httpx.LocalProtocolError, httpx.InvalidURL) as exc:  # e.g. CR/LF in a header value
-            raise NodeError(
-                f"The request cannot be sent as given: {exc}", code="invalid_input", retryable=False
-            ) from None
+        except outbound.ResponseTooLarge as exc:
+            raise NodeError(exc.message, code="response_too_large", retryable=False) from None
+        except (httpx.LocalProtocolError, httpx.InvalidURL, UnicodeEncodeError):
+            # Never the exception's text: it quotes the offending header, which may be a secret.
+            raise NodeError(UNSENDABLE, code="invalid_input", retryable=False) from None
         except httpx.HTTPError as exc:
             raise NodeError(outbound.describe_error(exc, url), code="unreachable") from None
         output = {
@@ -181,20 +185,6 @@ class HTTPRequest(NodeType):
                 retryable=response.status_code >= 500 or response.status_code == 429,
             )
         return output
-
-
-def _read_capped(response: httpx.Response) -> bytes:
-    chunks, size = [], 0
-    for chunk in response.iter_bytes():
-        size += len(chunk)
-        if size > MAX_RESPONSE_BYTES:
-            raise NodeError(
-                f"The response is larger than {MAX_RESPONSE_BYTES // (1024 * 1024)} MB.",
-                code="response_too_large",
-                retryable=False,
-            )
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 def _parsed(response: httpx.Response, raw: bytes) -> Any:
