@@ -200,3 +200,54 @@ def test_postgresql_pooled_connections_carry_no_session_state(pg_database: str) 
     assert c.execute("SELECT current_setting('application_name')").rows == [["jetadmin"]]
     with pytest.raises(base.BadQuery, match="scratch"):
         c.execute("SELECT * FROM scratch")
+
+
+def test_postgresql_percent_signs_keep_their_meaning(pg_database: str) -> None:
+    c = PostgreSQLConnector({**PG, "database": pg_database})
+    r = c.execute(
+        "SELECT 7 % 3 AS m, 'a%s' AS lit, '%(x)s' AS named, 'c1' LIKE 'c%' AS liked, :v AS v -- 100%",
+        {"v": "%(x)s"},
+    )
+    assert r.rows == [[1, "a%s", "%(x)s", True, "%(x)s"]]
+    assert c.execute("SELECT COUNT(*) FROM orders WHERE customer LIKE :p", {"p": "c1%"}).rows == [[10]]
+
+
+def test_postgresql_keeps_only_the_rows_it_returns(pg_database: str) -> None:
+    """A huge result with a small row limit is streamed and cut: memory stays small, and the
+    connection is usable (and reused) afterwards."""
+    import tracemalloc
+
+    c = PostgreSQLConnector({**PG, "database": pg_database})
+    tracemalloc.start()
+    try:
+        r = c.execute("SELECT g, repeat('x', 100) FROM generate_series(1, 2000000) g", row_limit=10)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert (r.row_count, r.truncated) == (10, True)
+    assert peak < 50 * 1024 * 1024  # the whole result is ~250 MB as Python objects
+    assert c.execute("SELECT 1").rows == [[1]]
+
+
+def test_postgresql_commands_without_rows_are_committed(pg_database: str) -> None:
+    c = PostgreSQLConnector({**PG, "database": pg_database})
+    r = c.execute("CREATE TABLE made_here (x int)")
+    assert (r.columns, r.rows) == ([], [])
+    c.execute("INSERT INTO made_here VALUES (:x)", {"x": 5})
+    with psycopg.connect(**PG, dbname=pg_database) as conn:
+        assert conn.execute("SELECT x FROM made_here").fetchall() == [(5,)]
+    c.execute("DROP TABLE made_here")
+
+
+@pytest.mark.parametrize(
+    ("sql", "mysql", "names"),
+    [
+        ("SELECT E'it\\'s :a', :b", False, ["b"]),  # PostgreSQL escape string
+        ("SELECT 'it\\' :a", False, ["a"]),  # a standard string ends at the quote: backslash is literal
+        ('SELECT ?, "x\\" :a ", :b', True, ["b"]),  # MySQL double quotes take backslash escapes
+        ("SELECT $q$ :a $q$, :b", False, ["b"]),
+        ("SELECT x::int, :b -- :c", False, ["b"]),
+    ],
+)
+def test_the_marker_scanner_skips_quoted_text(sql: str, mysql: bool, names: list[str]) -> None:
+    assert base.rewrite_params(sql, lambda n: "?", mysql=mysql)[1] == names

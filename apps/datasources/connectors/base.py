@@ -197,11 +197,12 @@ def row_limit_for(connector: Connector, row_limit: int) -> int:
 # text, quoted identifiers and comments, so a driver can bind them in its own style; ``::`` casts and
 # ``:=`` are left alone. It only ever replaces a marker with a driver placeholder, never with a value.
 def _param_re(mysql: bool) -> re.Pattern[str]:
-    quoted = r"'(?:[^'\\]|\\.|'')*'" if mysql else r"'(?:[^']|'')*'"
+    quoted = r"'(?:[^'\\]|\\.|'')*'" if mysql else r"(?<!\w)[eE]'(?:[^'\\]|\\.|'')*'|'(?:[^']|'')*'"
+    dquoted = r'"(?:[^"\\]|\\.|"")*"' if mysql else r'"(?:[^"]|"")*"'
     comments = r"--[^\n]*|\#[^\n]*|/\*.*?\*/" if mysql else r"--[^\n]*|/\*.*?\*/"
     return re.compile(
-        rf"""(?P<skip>{quoted}|"(?:[^"]|"")*"|`[^`]*`|{comments}|\$(?P<tag>\w*)\$.*?\$(?P=tag)\$|::)"""
-        r"""|%\((?P<pyname>[A-Za-z_]\w*)\)s|(?<![:\w]):(?P<colname>[A-Za-z_]\w*)""",
+        rf"""(?P<skip>{quoted}|{dquoted}|`[^`]*`|{comments}|\$(?P<tag>\w*)\$.*?\$(?P=tag)\$|::)"""
+        r"""|%\((?P<pyname>[A-Za-z_]\w*)\)s|(?<![:\w]):(?P<colname>[A-Za-z_]\w*)|(?P<percent>%)""",
         re.DOTALL,
     )
 
@@ -210,15 +211,20 @@ _PARAM_RES = {False: _param_re(False), True: _param_re(True)}
 
 
 def rewrite_params(
-    sql: str, placeholder: Callable[[str], str], *, mysql: bool = False
+    sql: str, placeholder: Callable[[str], str], *, mysql: bool = False, escape_percent: bool = False
 ) -> tuple[str, list[str]]:
     """``sql`` with every ``:name`` / ``%(name)s`` marker replaced by ``placeholder(name)``, and the
-    names in order of appearance. ``mysql`` adds its ``#`` comments and backslash escapes."""
+    names in order of appearance. ``mysql`` adds its ``#`` comments and backslash escapes.
+    ``escape_percent`` doubles every other ``%`` (in strings and comments too), for drivers that
+    read ``%`` as a placeholder (psycopg): ``LIKE 'a%'`` and ``7 % 3`` stay what they were."""
     names: list[str] = []
 
     def swap(match: re.Match[str]) -> str:
         if match.group("skip") is not None:
-            return match.group("skip")
+            skipped = match.group("skip")
+            return skipped.replace("%", "%%") if escape_percent else skipped
+        if match.group("percent") is not None:
+            return "%%" if escape_percent else "%"
         name = match.group("pyname") or match.group("colname")
         names.append(name)
         return placeholder(name)

@@ -1,10 +1,11 @@
 """PostgreSQL through psycopg 3. Parameters are bound by the driver (``:name`` is rewritten to psycopg's
-``%(name)s`` by the marker scanner, never to a value) and every statement
-goes through the extended protocol (``prepare=True``), which runs exactly one statement — so
-``'; DROP TABLE …`` can never become a second command. Read-only is the server's: each transaction
-is ``BEGIN READ ONLY``. ``statement_timeout`` bounds every query server-side. Connections are kept
-idle per datasource and process (pool.py); before reuse :data:`RESET_SESSION` checks the connection
-and clears the previous query's session state (temporary tables, ``SET``, roles, locks)."""
+``%(name)s`` by the marker scanner, never to a value; other ``%`` are escaped) and every statement
+goes through the extended protocol, which runs exactly one statement — so ``'; DROP TABLE …`` can
+never become a second command. Rows are streamed in chunks and only ``row_limit + 1`` are kept.
+Read-only is the server's: each transaction is ``BEGIN READ ONLY``. ``statement_timeout`` bounds
+every query server-side. Connections are kept idle per datasource and process (pool.py); before
+reuse :data:`RESET_SESSION` checks the connection and clears the previous query's session state
+(temporary tables, ``SET``, roles, locks)."""
 
 from __future__ import annotations
 
@@ -117,10 +118,21 @@ class PostgreSQLConnector(Connector):
                 cursor.execute(
                     "SELECT set_config('statement_timeout', %s, true)", [f"{int(timeout_s * 1000)}ms"]
                 )
-                sql, _ = rewrite_params(body, lambda name: f"%({name})s")
-                cursor.execute(sql, dict(params or {}), prepare=True)  # one statement, bound parameters
+                sql, _ = rewrite_params(body, lambda name: f"%({name})s", escape_percent=True)
+                fetched = []
+                # Bound parameters over the extended protocol (one statement only), rows streamed in
+                # chunks: a huge result is never held, only the first limit + 1 rows.
+                try:
+                    for row in cursor.stream(sql, dict(params or {}), size=_chunk_rows()):
+                        fetched.append(row)
+                        if len(fetched) > limit:
+                            break  # psycopg cancels the rest of the result
+                except psycopg.ProgrammingError as exc:
+                    if NO_RESULT not in str(exc):
+                        raise
+                    # A command without rows (DDL, DML without RETURNING): it ran; psycopg drained
+                    # its result, so the transaction goes on to commit.
                 columns = [d.name for d in cursor.description or []]
-                fetched = cursor.fetchmany(limit + 1) if columns else []
         except pg_errors.QueryCanceled:
             raise QueryTimeout(f"The query ran past its timeout of {timeout_s:g} s.") from None
         except pg_errors.ReadOnlySqlTransaction:
@@ -141,6 +153,15 @@ RESET_SESSION = (
     "CLOSE ALL; SET SESSION AUTHORIZATION DEFAULT; RESET ALL; UNLISTEN *; "
     "SELECT pg_advisory_unlock_all(); DISCARD PLANS; DISCARD TEMP; DISCARD SEQUENCES"
 )
+
+
+STREAM_CHUNK_ROWS = 1000
+NO_RESULT = "didn't produce a result"  # psycopg's words for stream() over a command
+
+
+def _chunk_rows() -> int:
+    """Chunked rows need libpq 17 (the binary wheel has it); else row by row."""
+    return STREAM_CHUNK_ROWS if psycopg.capabilities.has_stream_chunked() else 1
 
 
 def _healthy(conn: psycopg.Connection[Any]) -> bool:
