@@ -19,6 +19,8 @@ from jetadmin import crypto
 from jetadmin.api.errors import ApplicationError
 
 MASK = "********"
+# Config fields that say where a datasource connects (and as whom); changing one drops stored secrets.
+DESTINATION_FIELDS = ("host", "port", "base_url", "url", "endpoint_url", "database", "user", "username")
 MSG_DUPLICATE = "A datasource named {name!r} already exists in this tenant."
 
 
@@ -88,15 +90,22 @@ def datasource_update(
     *, actor: Actor, datasource: Datasource, name: str | None = None, config: Any = None
 ) -> Datasource:
     """PATCH: ``config`` is merged over the current one; a secret sent as ``"********"`` (or left out)
-    keeps its stored value, an empty string clears it."""
+    keeps its stored value, an empty string clears it. When the destination changes (host, URL,
+    user ...), stored secrets are dropped unless sent again: a kept secret would otherwise be
+    delivered to a server of the editor's choosing by the next connection test."""
     cls = connector_class(datasource.type)
     changes: dict[str, Any] = {}
     if config is not None:
         if not isinstance(config, dict):
             raise ApplicationError("config must be an object.", details={"config": ["Expected an object."]})
         current = full_config(datasource)
+        secrets = set(cls.secret_fields())
         merged = {**current, **{k: v for k, v in config.items() if v != MASK}}
-        merged = {k: v for k, v in merged.items() if not (k in cls.secret_fields() and v == "")}
+        moved = [f for f in DESTINATION_FIELDS if f in config and config[f] != current.get(f)]
+        resent = {k for k in secrets if k in config and config[k] != MASK}
+        merged = {
+            k: v for k, v in merged.items() if not (k in secrets and (v == "" or (moved and k not in resent)))
+        }
         _store(datasource, cls, checked_config(cls, merged))
         changes["config"] = sorted(config)
     if name is not None and name != datasource.name:

@@ -186,3 +186,27 @@ def test_connection_test_of_every_type_is_clear(ctx, settings, type_name, good, 
     body = r.json()
     assert body["ok"] is False and says in body["message"], body
     assert CANARY not in r.content.decode()
+
+
+@pytest.mark.django_db
+def test_moving_a_datasource_drops_its_secrets_unless_sent_again(ctx) -> None:
+    """Otherwise an editor could point a saved token at their own server and run a connection test."""
+    from apps.datasources import services
+
+    client, url, _ = ctx
+    config = {"base_url": "https://api.example.com", "auth_type": "bearer", "token": CANARY}
+    created = client.post(url, {"name": "api", "type": "rest", "config": config}, format="json").json()
+    detail = f"{url}{created['id']}/"
+    kept = client.patch(detail, {"config": {"health_path": "/ping", "token": "********"}}, format="json")
+    assert kept.status_code == 200 and kept.json()["config"]["token"] == "********"
+    moved = client.patch(detail, {"config": {"base_url": "https://attacker.example"}}, format="json")
+    assert moved.status_code == 200 and "token" not in moved.json()["config"]
+    assert "token" not in services.full_config(Datasource.objects.get(pk=created["id"]))
+    # Sending the secret along with the move keeps it working; a required secret must be sent.
+    resent = {"base_url": "https://api2.example.com", "token": "new-token"}
+    assert client.patch(detail, {"config": resent}, format="json").json()["config"]["token"] == "********"
+    slack = client.post(
+        url, {"name": "s", "type": "slack", "config": {"token": CANARY}}, format="json"
+    ).json()
+    r = client.patch(f"{url}{slack['id']}/", {"config": {"base_url": "https://evil.example"}}, format="json")
+    assert "config.token" in assert_error(r, 400, "validation_error")["details"]
