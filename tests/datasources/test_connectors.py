@@ -251,3 +251,23 @@ def test_postgresql_commands_without_rows_are_committed(pg_database: str) -> Non
 )
 def test_the_marker_scanner_skips_quoted_text(sql: str, mysql: bool, names: list[str]) -> None:
     assert base.rewrite_params(sql, lambda n: "?", mysql=mysql)[1] == names
+
+
+def test_postgresql_an_idle_pooled_connection_holds_no_lock(pg_database: str) -> None:
+    c = PostgreSQLConnector({**PG, "database": pg_database, "read_only": True})
+    pid = c.execute("SELECT pg_backend_pid(), pg_advisory_lock(4242)").rows[0][0]
+    with psycopg.connect(**PG, dbname=pg_database) as other:
+        held = other.execute("SELECT COUNT(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = %s", [pid])
+        assert held.fetchone() == (0,)  # released when the connection went back to the pool
+
+
+def test_idle_connections_expire_for_every_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    from apps.datasources.connectors import pool
+
+    closed: list[str] = []
+    pool.give_back("k1", "c1", closed.append)
+    monkeypatch.setattr(pool, "MAX_IDLE_S", 0.0)
+    pool.give_back("k2", "c2", closed.append)  # any pool operation sweeps expired entries of all keys
+    assert "c1" in closed
+    pool.clear()
+    assert "c2" in closed

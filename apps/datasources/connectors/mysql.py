@@ -16,7 +16,7 @@ Only ``ssl_mode: verify_identity`` refuses a server without TLS before authentic
 checks that the session is encrypted once connected (the driver has no "encrypt without verifying"
 pre-auth switch).
 
-Connections are kept idle per datasource and process (pool.py). Before reuse a connection is reset
+Connections are kept idle per datasource and process (pool.py). When given back a connection is reset
 with COM_RESET_CONNECTION (temporary tables, user variables and session settings of the previous
 query are gone) and its charset and autocommit are set again; one that fails this is dropped."""
 
@@ -121,7 +121,7 @@ class MySQLConnector(Connector):
 
     def connect(self) -> None:
         c = self.config
-        borrowed = pool.borrow(pool.key_for(self.type, c), _reset, _discard)
+        borrowed = pool.borrow(pool.key_for(self.type, c), _alive, _discard)
         if borrowed is not None:
             self.conn = borrowed
             self.mariadb = "mariadb" in (borrowed.server_info or "").lower()
@@ -169,7 +169,7 @@ class MySQLConnector(Connector):
         """Give the connection back to the idle pool (``drop`` closes one that must not be reused)."""
         if self.conn is not None:
             conn, self.conn = self.conn, None
-            if conn.is_connected() and not conn.in_transaction:
+            if not conn.in_transaction and _reset(conn):  # no GET_LOCK or temp table waits in the pool
                 pool.give_back(pool.key_for(self.type, self.config), conn, _discard)
             else:
                 _discard(conn)
@@ -350,6 +350,14 @@ def _reset(conn: MySQLConnection) -> bool:
     except (my_errors.Error, OSError):
         return False
     return True
+
+
+def _alive(conn: MySQLConnection) -> bool:
+    """A pooled connection (reset when it was given back) still answers."""
+    try:
+        return bool(conn.is_connected())  # a round trip (COM_PING)
+    except (my_errors.Error, OSError):
+        return False
 
 
 def _discard(conn: MySQLConnection) -> None:

@@ -87,7 +87,8 @@ class PostgreSQLConnector(Connector):
     def close(self) -> None:
         if self.conn is not None:
             conn, self.conn = self.conn, None
-            if conn.closed or conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+            idle = not conn.closed and conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+            if not (idle and _healthy(conn)):  # reset now: no advisory lock or LISTEN waits in the pool
                 _discard(conn)
             else:
                 pool.give_back(pool.key_for(self.type, self.config), conn, _discard)
