@@ -73,6 +73,8 @@ RAW_CONNINFO: dict[str, Any] = {
 }
 
 os.environ.pop("REDIS_URL", None)  # embedded settings; the server runs with --no-worker
+# The datasource is this machine's PostgreSQL: allow loopback past the outbound guard.
+os.environ.setdefault("JETADMIN_OUTBOUND_ALLOW", "127.0.0.0/8")
 os.environ.update(
     DATABASE_URL=f"{PG}/{DB}",
     DJANGO_SETTINGS_MODULE="jetadmin.settings",

@@ -59,6 +59,12 @@ class OutboundRefused(Exception):
         self.message = message
 
 
+class Unresolvable(OutboundRefused):
+    """The host has no address: a destination that is down or mistyped, not one that is forbidden."""
+
+    code = "unreachable"
+
+
 @functools.lru_cache(maxsize=16)
 def _allowed(cidrs: tuple[str, ...]) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
     return tuple(ipaddress.ip_network(c.strip(), strict=False) for c in cidrs if c.strip())
@@ -106,7 +112,7 @@ def resolve(host: str, port: int) -> list[str]:
     try:
         infos = socket.getaddrinfo(host.strip("[]"), port, type=socket.SOCK_STREAM)
     except (socket.gaierror, UnicodeError) as exc:
-        raise OutboundRefused(f"Cannot resolve host {host!r}: {exc}.") from None
+        raise Unresolvable(f"Cannot resolve host {host!r}: {exc}.") from None
     addresses = list(dict.fromkeys(str(info[4][0]).split("%")[0] for info in infos))
     for address in addresses:
         check_address(address)

@@ -14,6 +14,8 @@ from apps.datasources.models import Datasource
 from apps.tenancy.models import AuditLog
 from tests.conftest import add_member, assert_error, token_client
 
+pytestmark = pytest.mark.usefixtures("local_servers")
+
 CANARY = "canary-pw-7d3e91"
 PG = {"host": "127.0.0.1", "port": 5432, "database": "postgres", "user": "postgres", "password": CANARY}
 

@@ -16,6 +16,8 @@ from apps.datasources.connectors import base, get
 from apps.datasources.connectors.postgresql import PostgreSQLConnector
 from apps.datasources.connectors.sqlite import SQLiteConnector
 
+pytestmark = pytest.mark.usefixtures("local_servers")
+
 INJECTIONS = [
     "'; DROP TABLE orders; --",
     "1; DELETE FROM orders",

@@ -42,9 +42,10 @@ def _shared_redis_problem() -> str | None:
 
 
 _PROBLEM = _shared_redis_problem()
-pytestmark = pytest.mark.skipif(
-    _PROBLEM is not None and not CI, reason=f"no Redis at {HOST}:{PORT} ({_PROBLEM})"
-)
+pytestmark = [
+    pytest.mark.skipif(_PROBLEM is not None and not CI, reason=f"no Redis at {HOST}:{PORT} ({_PROBLEM})"),
+    pytest.mark.usefixtures("local_servers"),
+]
 
 
 @pytest.fixture

@@ -141,10 +141,12 @@ ENTRY_POINTS: dict[str, Callable[[str], Any]] = {
 
 
 def refused(exc: BaseException) -> bool:
+    """Refused by the guard — or a name this machine cannot resolve (``localhost.`` on some
+    resolvers), which connects nowhere either; the listeners count what did connect."""
     if isinstance(exc, outbound.OutboundRefused):
         return True
     if isinstance(exc, ConnectorError | NodeError):
-        return exc.code == "outbound_refused"
+        return exc.code == "outbound_refused" or exc.message.startswith("Cannot resolve host")
     return False
 
 
@@ -193,3 +195,38 @@ def test_ipv6_outside_global_unicast_is_never_public(address: str, settings: Any
     with pytest.raises(outbound.OutboundRefused):
         outbound.check_address(address)
     assert str(outbound.check_address("2606:4700::1111")) == "2606:4700::1111"  # public IPv6 passes
+
+
+@pytest.mark.parametrize(
+    ("type_name", "config"),
+    [
+        ("postgresql", {"host": "127.0.0.1", "port": 5432, "database": "postgres", "user": "postgres"}),
+        ("postgresql", {"host": "localhost", "port": 5432, "database": "postgres", "user": "postgres"}),
+        ("mysql", {"host": "127.0.0.1", "port": 3306, "database": "mysql", "user": "root"}),
+        ("redis", {"host": "127.0.0.1", "port": 6379}),
+        ("redis", {"host": "169.254.169.254", "port": 80}),
+        ("smtp", {"host": "127.0.0.1", "port": 25, "security": "none", "from_email": "a@b.co"}),
+    ],
+)
+def test_database_and_mail_connectors_go_through_the_guard(
+    type_name: str, config: dict, settings: Any
+) -> None:
+    """A tenant cannot point a datasource at jetadmin's own PostgreSQL or Redis (or any private
+    host) unless an administrator allowed its range."""
+    from apps.datasources import connectors
+    from apps.datasources.connectors.base import DestinationRefused
+
+    settings.JETADMIN_OUTBOUND_ALLOW = []
+    cls = connectors.get(type_name)
+    with pytest.raises(DestinationRefused):
+        cls(cls.check_config(config)).health_check()
+
+
+@pytest.mark.parametrize("host", ["/var/run/postgresql", "db1,db2", "db host"])
+def test_socket_paths_and_host_lists_are_not_hosts(host: str) -> None:
+    from apps.datasources.connectors.base import ConfigInvalid
+    from apps.datasources.connectors.postgresql import PostgreSQLConnector
+
+    with pytest.raises(ConfigInvalid) as caught:
+        PostgreSQLConnector.check_config({"host": host, "database": "d", "user": "u"})
+    assert list(caught.value.errors) == ["host"]

@@ -61,6 +61,24 @@ class DestinationRefused(ConnectorError):
     code = "outbound_refused"
 
 
+# A database host is one name or address: no socket paths ("/var/run/postgresql" would reach the local
+# server without a password) and no host lists (each would escape the check).
+HOST_SCHEMA = {"type": "string", "minLength": 1, "maxLength": 255, "pattern": r"^[^/,\s]+$"}
+
+
+def checked_addresses(host: str, port: int) -> list[str]:
+    """The addresses of a database or mail host that the outbound guard allows (jetadmin/outbound.py):
+    connectors connect to these, not to the name, so DNS cannot answer differently at connect time."""
+    from jetadmin import outbound
+
+    try:
+        return outbound.resolve(host, port)
+    except outbound.Unresolvable as exc:
+        raise Unreachable(exc.message) from None
+    except outbound.OutboundRefused as exc:
+        raise DestinationRefused(exc.message) from None
+
+
 @dataclass
 class Result:
     columns: list[str]

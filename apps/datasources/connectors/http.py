@@ -179,6 +179,8 @@ class HTTPConnector(Connector):
                 ) as response,
             ):
                 raw = outbound.read_capped(response, deadline=deadline)
+        except outbound.Unresolvable as exc:
+            raise Unreachable(exc.message) from None
         except outbound.OutboundRefused as exc:
             raise DestinationRefused(exc.message) from None
         except (httpx.TimeoutException, outbound.DeadlinePassed):

@@ -38,6 +38,7 @@ from mysql.connector.cursor import MySQLCursorPrepared
 
 from . import pool
 from .base import (
+    HOST_SCHEMA,
     AuthFailed,
     BadQuery,
     Connector,
@@ -47,6 +48,7 @@ from .base import (
     Result,
     Unreachable,
     bind_values,
+    checked_addresses,
     register,
     rewrite_params,
     row_limit_for,
@@ -96,7 +98,7 @@ class MySQLConnector(Connector):
         "required": ["host", "database", "user"],
         "additionalProperties": False,
         "properties": {
-            "host": {"type": "string", "minLength": 1, "maxLength": 255},
+            "host": HOST_SCHEMA,
             "port": {"type": "integer", "minimum": 1, "maximum": 65535, "default": 3306},
             "database": {"type": "string", "minLength": 1, "maxLength": 64},
             "user": {"type": "string", "minLength": 1, "maxLength": 80},
@@ -132,11 +134,16 @@ class MySQLConnector(Connector):
             options["ssl_disabled"] = True
         elif ssl_mode == "verify_identity":
             options.update(ssl_verify_cert=True, ssl_verify_identity=True)
+        port = int(c.get("port", 3306))
+        address = checked_addresses(c["host"], port)[0]
+        # The socket goes to the checked address; only verify_identity must name the host to check
+        # its certificate (then the driver resolves it again: checked, but not pinned).
+        target = c["host"] if ssl_mode == "verify_identity" else address
         try:
             conn = mysql.connector.connect(
                 use_pure=True,  # the YEAR fix above is a pure-Python cursor class
-                host=c["host"],
-                port=int(c.get("port", 3306)),
+                host=target,
+                port=port,
                 database=c["database"],
                 user=c["user"],
                 password=c.get("password") or "",

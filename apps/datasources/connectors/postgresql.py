@@ -19,6 +19,7 @@ from psycopg import errors as pg_errors
 
 from . import pool
 from .base import (
+    HOST_SCHEMA,
     AuthFailed,
     BadQuery,
     Connector,
@@ -26,6 +27,7 @@ from .base import (
     ReadOnlyViolation,
     Result,
     Unreachable,
+    checked_addresses,
     register,
     rewrite_params,
     row_limit_for,
@@ -41,7 +43,7 @@ class PostgreSQLConnector(Connector):
         "required": ["host", "database", "user"],
         "additionalProperties": False,
         "properties": {
-            "host": {"type": "string", "minLength": 1, "maxLength": 255},
+            "host": HOST_SCHEMA,
             "port": {"type": "integer", "minimum": 1, "maximum": 65535, "default": 5432},
             "database": {"type": "string", "minLength": 1, "maxLength": 63},
             "user": {"type": "string", "minLength": 1, "maxLength": 63},
@@ -64,10 +66,13 @@ class PostgreSQLConnector(Connector):
         if self.conn is not None:
             self.conn.read_only = bool(c.get("read_only"))
             return
+        port = int(c.get("port", 5432))
+        address = checked_addresses(c["host"], port)[0]
         try:
             self.conn = psycopg.connect(
-                host=c["host"],
-                port=int(c.get("port", 5432)),
+                host=c["host"],  # for TLS verification and messages; the socket goes to hostaddr
+                hostaddr=address,
+                port=port,
                 dbname=c["database"],
                 user=c["user"],
                 password=c.get("password") or None,

@@ -34,6 +34,7 @@ from redis.retry import Retry
 
 from . import pool
 from .base import (
+    HOST_SCHEMA,
     AuthFailed,
     BadQuery,
     Connector,
@@ -43,6 +44,7 @@ from .base import (
     Result,
     Unreachable,
     bind_values,
+    checked_addresses,
     register,
     row_limit_for,
 )
@@ -105,7 +107,7 @@ class RedisConnector(Connector):
         "required": ["host"],
         "additionalProperties": False,
         "properties": {
-            "host": {"type": "string", "minLength": 1, "maxLength": 255},
+            "host": HOST_SCHEMA,
             "port": {"type": "integer", "minimum": 1, "maximum": 65535, "default": 6379},
             "db": {"type": "integer", "minimum": 0, "maximum": 15, "default": 0},
             "username": {
@@ -132,9 +134,12 @@ class RedisConnector(Connector):
         if self.link is not None:
             return
         timeout = int(c.get("connect_timeout_s", 5))
+        port = int(c.get("port", 6379))
+        address = checked_addresses(c["host"], port)[0]
         kwargs: dict[str, Any] = {
-            "host": c["host"],
-            "port": int(c.get("port", 6379)),
+            # The checked address; with TLS the name, for the certificate check (checked, not pinned).
+            "host": c["host"] if c.get("tls") else address,
+            "port": port,
             "db": int(c.get("db", 0)),
             "username": c.get("username") or None,
             "password": c.get("password") or None,

@@ -30,17 +30,15 @@ from email.message import EmailMessage
 from email.utils import formatdate, getaddresses, make_msgid
 from typing import Any
 
-from jetadmin import outbound
-
 from .base import (
     AuthFailed,
     BadQuery,
     ConfigInvalid,
     Connector,
-    DestinationRefused,
     QueryTimeout,
     Result,
     Unreachable,
+    checked_addresses,
     register,
 )
 from .http import fill
@@ -221,10 +219,7 @@ class SMTPConnector(Connector):
         """Connected, EHLO'd, TLS'd and logged in as configured; typed errors otherwise."""
         c = self.config
         host = str(c.get("host") or "")
-        try:
-            addresses = outbound.resolve(host, self.port)
-        except outbound.OutboundRefused as exc:
-            raise DestinationRefused(exc.message) from None
+        addresses = checked_addresses(host, self.port)
         context = ssl.create_default_context()  # verifies the chain and the hostname
         smtp = _PinnedSMTP(
             host.strip("[]"),

@@ -162,6 +162,8 @@ class HTTPRequest(NodeType):
                 ) as response,
             ):
                 raw = outbound.read_capped(response, deadline=deadline)
+        except outbound.Unresolvable as exc:
+            raise NodeError(exc.message, code="unreachable") from None
         except outbound.OutboundRefused as exc:
             raise NodeError(exc.message, code="outbound_refused", retryable=False) from None
         except (httpx.TimeoutException, outbound.DeadlinePassed):
