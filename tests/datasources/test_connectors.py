@@ -219,7 +219,7 @@ def test_postgresql_keeps_only_the_rows_it_returns(pg_database: str) -> None:
     connection is usable (and reused) afterwards."""
     import tracemalloc
 
-    c = PostgreSQLConnector({**PG, "database": pg_database})
+    c = PostgreSQLConnector({**PG, "database": pg_database, "read_only": True})  # cut, not drained
     tracemalloc.start()
     try:
         r = c.execute("SELECT g, repeat('x', 100) FROM generate_series(1, 2000000) g", row_limit=10)
@@ -273,3 +273,15 @@ def test_idle_connections_expire_for_every_key(monkeypatch: pytest.MonkeyPatch) 
     assert "c1" in closed
     pool.clear()
     assert "c2" in closed
+
+
+def test_postgresql_a_truncated_write_still_commits_whole(pg_database: str) -> None:
+    c = PostgreSQLConnector({**PG, "database": pg_database})
+    c.execute("CREATE TABLE many (x int)")
+    try:
+        r = c.execute("INSERT INTO many SELECT g FROM generate_series(1, 50) g RETURNING x", row_limit=5)
+        assert (r.row_count, r.truncated) == (5, True)
+        with psycopg.connect(**PG, dbname=pg_database) as conn:
+            assert conn.execute("SELECT COUNT(*) FROM many").fetchone() == (50,)
+    finally:
+        c.execute("DROP TABLE many")

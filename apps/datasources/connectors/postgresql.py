@@ -114,6 +114,7 @@ class PostgreSQLConnector(Connector):
         if problems:
             raise BadQuery(problems[0])
         limit = row_limit_for(self, row_limit)
+        read_only = bool(self.config.get("read_only"))
         own = self.conn is None
         if own:
             self.connect()
@@ -130,9 +131,12 @@ class PostgreSQLConnector(Connector):
                 # chunks: a huge result is never held, only the first limit + 1 rows.
                 try:
                     for row in cursor.stream(sql, dict(params or {}), size=_chunk_rows()):
-                        fetched.append(row)
-                        if len(fetched) > limit:
-                            break  # psycopg cancels the rest of the result
+                        if len(fetched) <= limit:
+                            fetched.append(row)
+                        elif read_only:
+                            break  # psycopg cancels the rest: nothing to commit
+                        # else: a writable statement (INSERT ... RETURNING) runs to its end and
+                        # commits; the extra rows are read and dropped, never held.
                 except psycopg.ProgrammingError as exc:
                     if NO_RESULT not in str(exc):
                         raise
