@@ -19,6 +19,7 @@ import socket
 import ssl
 import time
 import typing
+import zlib
 from collections.abc import Callable
 from urllib.parse import urlsplit
 
@@ -134,8 +135,44 @@ def check_url(url: str | httpx.URL) -> httpx.URL:
     return parsed
 
 
+class _DeadlineStream(httpcore.NetworkStream):
+    """A socket stream whose every read and write ends by the request's deadline: per-read timeouts
+    alone let a server trickling header lines or body bytes hold a worker for ever."""
+
+    def __init__(self, inner: httpcore.NetworkStream, deadline: float) -> None:
+        self.inner, self.deadline = inner, deadline
+
+    def _left(self, timeout: float | None) -> float:
+        left = self.deadline - time.monotonic()
+        if left <= 0:
+            raise httpcore.ReadTimeout("The request ran past its deadline.")
+        return left if timeout is None else min(timeout, left)
+
+    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        return self.inner.read(max_bytes, self._left(timeout))
+
+    def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        self.inner.write(buffer, self._left(timeout))
+
+    def close(self) -> None:
+        self.inner.close()
+
+    def start_tls(
+        self, ssl_context: ssl.SSLContext, server_hostname: str | None = None, timeout: float | None = None
+    ) -> httpcore.NetworkStream:
+        tls = self.inner.start_tls(ssl_context, server_hostname, self._left(timeout))
+        return _DeadlineStream(tls, self.deadline)
+
+    def get_extra_info(self, info: str) -> typing.Any:
+        return self.inner.get_extra_info(info)
+
+
 class _GuardedBackend(httpcore.SyncBackend):
-    """httpcore's socket backend, connecting only to checked addresses of the requested host."""
+    """httpcore's socket backend, connecting only to checked addresses of the requested host, with
+    every stream bound to the request's deadline."""
+
+    def __init__(self, deadline: float) -> None:
+        self.deadline = deadline
 
     def connect_tcp(
         self,
@@ -147,10 +184,16 @@ class _GuardedBackend(httpcore.SyncBackend):
     ) -> httpcore.NetworkStream:
         last: Exception | None = None
         for address in resolve(host, port):
+            left = self.deadline - time.monotonic()
+            if left <= 0:
+                raise httpcore.ConnectTimeout("The request ran past its deadline.")
+            wait = left if timeout is None else min(timeout, left)
             try:
-                return super().connect_tcp(address, port, timeout, local_address, socket_options)
+                stream = super().connect_tcp(address, port, wait, local_address, socket_options)
             except (httpcore.ConnectError, httpcore.ConnectTimeout) as exc:  # try the next address
                 last = exc
+            else:
+                return _DeadlineStream(stream, self.deadline)
         raise last or httpcore.ConnectError(f"Cannot connect to {host}:{port}.")
 
 
@@ -191,16 +234,21 @@ def client(
     max_redirects: int = 5,
     headers: dict[str, str] | None = None,
     auth: httpx.Auth | tuple[str, str] | None = None,
+    deadline: float | None = None,
 ) -> httpx.Client:
     """An httpx client for user-directed requests: checked URLs, checked addresses, checked redirects,
     no proxies from the environment (they would bypass the address check). A redirect to another
     origin carries only the harmless headers (:data:`CROSS_ORIGIN_HEADERS`): API keys in custom
-    headers go no further than ``Authorization``, which httpx drops itself."""
+    headers go no further than ``Authorization``, which httpx drops itself. Everything — connecting,
+    headers, body, redirects — ends by ``deadline`` (a ``time.monotonic()`` value; default: in
+    ``timeout_s``). One client per request: the deadline is the client's."""
+    if deadline is None:
+        deadline = time.monotonic() + timeout_s
     transport = httpx.HTTPTransport(retries=0)
     transport._pool = httpcore.ConnectionPool(  # the public pool, with our connect step
         ssl_context=_ssl_context(),
         max_connections=10,
-        network_backend=_GuardedBackend(),
+        network_backend=_GuardedBackend(deadline),
     )
     return httpx.Client(
         transport=transport,
@@ -225,20 +273,46 @@ class DeadlinePassed(Exception):
     pass
 
 
+class UnsupportedEncoding(Exception):
+    def __init__(self, encoding: str) -> None:
+        super().__init__(f"The answer is compressed as {encoding!r}, which jetadmin does not read.")
+        self.message = str(self)
+
+
 def read_capped(
     response: httpx.Response, *, limit: int = MAX_RESPONSE_BYTES, deadline: float | None = None
 ) -> bytes:
-    """The body of a streamed response, at most ``limit`` bytes (ResponseTooLarge beyond), read before
-    ``deadline`` (a ``time.monotonic()`` value; DeadlinePassed after it — httpx's timeouts bound each
-    read, not the whole, so a server trickling bytes would otherwise hold the worker)."""
-    chunks, size = [], 0
-    for chunk in response.iter_bytes():
-        size += len(chunk)
-        if size > limit:
-            raise ResponseTooLarge(limit)
+    """The body of a streamed response, at most ``limit`` bytes *after* decompression
+    (ResponseTooLarge beyond), read before ``deadline`` (DeadlinePassed after it). The raw bytes are
+    inflated here a budget at a time — httpx would inflate each network chunk whole, and a few KB of
+    gzip can be gigabytes. Only one layer of gzip/deflate is accepted besides identity."""
+    encodings = [
+        e.strip().lower() for e in response.headers.get("content-encoding", "").split(",") if e.strip()
+    ]
+    encodings = [e for e in encodings if e != "identity"]
+    if len(encodings) > 1 or (encodings and encodings[0] not in ("gzip", "x-gzip", "deflate")):
+        raise UnsupportedEncoding(", ".join(encodings))
+    inflate = zlib.decompressobj(wbits=47) if encodings else None  # 47: gzip or zlib header
+    chunks: list[bytes] = []
+    size = 0
+    for raw in response.iter_raw():
         if deadline is not None and time.monotonic() > deadline:
             raise DeadlinePassed()
-        chunks.append(chunk)
+        data = raw
+        while True:
+            if inflate is not None:
+                data = inflate.decompress(raw, limit - size + 1)
+                raw = inflate.unconsumed_tail
+            size += len(data)
+            if size > limit:
+                raise ResponseTooLarge(limit)
+            chunks.append(data)
+            if inflate is None or not raw:
+                break
+    if inflate is not None:
+        chunks.append(inflate.flush())
+        if size + len(chunks[-1]) > limit:
+            raise ResponseTooLarge(limit)
     return b"".join(chunks)
 
 

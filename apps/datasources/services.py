@@ -20,7 +20,17 @@ from jetadmin.api.errors import ApplicationError
 
 MASK = "********"
 # Config fields that say where a datasource connects (and as whom); changing one drops stored secrets.
-DESTINATION_FIELDS = ("host", "port", "base_url", "url", "endpoint_url", "database", "user", "username")
+DESTINATION_FIELDS = (
+    "host",
+    "port",
+    "base_url",
+    "url",
+    "endpoint_url",
+    "database",
+    "user",
+    "username",
+    "health_path",
+)
 MSG_DUPLICATE = "A datasource named {name!r} already exists in this tenant."
 
 
@@ -86,6 +96,26 @@ def datasource_create(*, actor: Actor, tenant: Tenant, name: str, type: str, con
     return datasource
 
 
+def _destination(cls: type[connectors.Connector], config: dict[str, Any]) -> dict[str, str]:
+    """Where a config connects, as comparable text: schema defaults filled in, "" as the default,
+    host names case-insensitive (resending an unchanged value is not a move)."""
+    props = cls.config_schema.get("properties", {})
+    out = {}
+    for name in DESTINATION_FIELDS:
+        if name in props:
+            value = config.get(name)
+            if value in (None, ""):
+                value = props[name].get(
+                    "default", getattr(cls, "default_base_url", "") if name == "base_url" else ""
+                )
+            out[name] = (
+                str(value).strip().lower()
+                if name in ("host", "base_url", "url", "endpoint_url")
+                else str(value)
+            )
+    return out
+
+
 def datasource_update(
     *, actor: Actor, datasource: Datasource, name: str | None = None, config: Any = None
 ) -> Datasource:
@@ -101,7 +131,7 @@ def datasource_update(
         current = full_config(datasource)
         secrets = set(cls.secret_fields())
         merged = {**current, **{k: v for k, v in config.items() if v != MASK}}
-        moved = [f for f in DESTINATION_FIELDS if f in config and config[f] != current.get(f)]
+        moved = _destination(cls, merged) != _destination(cls, current)
         resent = {k for k in secrets if k in config and config[k] != MASK}
         merged = {
             k: v for k, v in merged.items() if not (k in secrets and (v == "" or (moved and k not in resent)))

@@ -199,7 +199,7 @@ def test_moving_a_datasource_drops_its_secrets_unless_sent_again(ctx) -> None:
     config = {"base_url": "https://api.example.com", "auth_type": "bearer", "token": CANARY}
     created = client.post(url, {"name": "api", "type": "rest", "config": config}, format="json").json()
     detail = f"{url}{created['id']}/"
-    kept = client.patch(detail, {"config": {"health_path": "/ping", "token": "********"}}, format="json")
+    kept = client.patch(detail, {"config": {"timeout_s": 20, "token": "********"}}, format="json")
     assert kept.status_code == 200 and kept.json()["config"]["token"] == "********"
     moved = client.patch(detail, {"config": {"base_url": "https://attacker.example"}}, format="json")
     assert moved.status_code == 200 and "token" not in moved.json()["config"]
@@ -212,3 +212,16 @@ def test_moving_a_datasource_drops_its_secrets_unless_sent_again(ctx) -> None:
     ).json()
     r = client.patch(f"{url}{slack['id']}/", {"config": {"base_url": "https://evil.example"}}, format="json")
     assert "config.token" in assert_error(r, 400, "validation_error")["details"]
+
+
+@pytest.mark.django_db
+def test_resending_an_unchanged_destination_is_not_a_move(ctx) -> None:
+    from apps.datasources import services
+
+    client, url, _ = ctx
+    config = {k: v for k, v in PG.items() if k != "port"}  # saved without the default port
+    created = client.post(url, {"name": "pg", "type": "postgresql", "config": config}, format="json").json()
+    patch = {"port": 5432, "host": "127.0.0.1", "password": "********"}
+    r = client.patch(f"{url}{created['id']}/", {"config": patch}, format="json")
+    assert r.status_code == 200 and r.json()["config"]["password"] == "********"
+    assert services.full_config(Datasource.objects.get(pk=created["id"]))["password"] == CANARY

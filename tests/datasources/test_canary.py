@@ -109,7 +109,7 @@ def candidate_specs(c: str) -> list[tuple[str, str, dict[str, Any], dict[str, An
             "rest basic",
             "rest",
             {"base_url": CLOSED, "auth_type": "basic", "username": "svc", "password": f"pw-{c}-end"},
-            {"health_path": "/ping"},
+            {"timeout_s": 9},
         ),
         (
             "graphql basic",

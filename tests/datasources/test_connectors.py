@@ -4,6 +4,7 @@ typed errors, and an injection corpus that never writes."""
 from __future__ import annotations
 
 import sqlite3
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -267,9 +268,10 @@ def test_idle_connections_expire_for_every_key(monkeypatch: pytest.MonkeyPatch) 
     from apps.datasources.connectors import pool
 
     closed: list[str] = []
-    pool.give_back("k1", "c1", closed.append)
+    pool.give_back(pool.key_for("test", {"n": 1}), "c1", closed.append)
     monkeypatch.setattr(pool, "MAX_IDLE_S", 0.0)
-    pool.give_back("k2", "c2", closed.append)  # any pool operation sweeps expired entries of all keys
+    # any pool operation sweeps expired entries of all keys (of this process)
+    pool.give_back(pool.key_for("test", {"n": 2}), "c2", closed.append)
     assert "c1" in closed
     pool.clear()
     assert "c2" in closed
@@ -285,3 +287,21 @@ def test_postgresql_a_truncated_write_still_commits_whole(pg_database: str) -> N
             assert conn.execute("SELECT COUNT(*) FROM many").fetchone() == (50,)
     finally:
         c.execute("DROP TABLE many")
+
+
+def test_postgresql_a_plain_select_is_cut_at_the_cap_on_a_writable_datasource(pg_database: str) -> None:
+    c = PostgreSQLConnector({**PG, "database": pg_database})  # writable
+    started = time.monotonic()
+    r = c.execute("/* big */ SELECT g FROM generate_series(1, 50000000) g", row_limit=10, timeout_s=20)
+    assert (r.row_count, r.truncated) == (10, True) and time.monotonic() - started < 3
+
+
+def test_pool_entries_of_another_process_are_forgotten_not_closed() -> None:
+    from apps.datasources.connectors import pool
+
+    closed: list[str] = []
+    pool.give_back("test:1:inherited", "parent's", closed.append)  # as if inherited through fork
+    pool.give_back(pool.key_for("test", {"n": 3}), "mine", closed.append)
+    assert "test:1:inherited" not in pool._idle and closed == []  # its socket is the parent's
+    pool.clear()
+    assert closed == ["mine"]

@@ -4,8 +4,11 @@ cross-origin redirect, make an error message quote a secret, or turn an odd answ
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
+import tracemalloc
+import zlib
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -81,6 +84,41 @@ def huge(handler: BaseHTTPRequestHandler) -> None:
         pass  # the client hung up at the cap
 
 
+def _gzip_of_zeros(megabytes: int, layers: int = 1) -> bytes:
+    data = b""
+    for layer in range(layers):
+        packer = zlib.compressobj(9, zlib.DEFLATED, 31)  # 31: a gzip header
+        if layer == 0:
+            zeros = bytes(1024 * 1024)
+            data = b"".join(packer.compress(zeros) for _ in range(megabytes)) + packer.flush()
+        else:
+            data = packer.compress(data) + packer.flush()
+    return data
+
+
+BOMB = _gzip_of_zeros(200)  # ~200 KB on the wire, 200 MB inflated
+DOUBLE_BOMB = _gzip_of_zeros(50, layers=2)
+
+
+def bomb(body: bytes, encoding: str) -> Route:
+    def route(handler: BaseHTTPRequestHandler) -> None:
+        send(handler, body, "application/json", **{"Content-Encoding": encoding})
+
+    return route
+
+
+def slow_headers(handler: BaseHTTPRequestHandler) -> None:
+    handler.send_response(200)
+    try:
+        for n in range(100):  # one header line every 0.3 s: each read is quick, the whole is not
+            handler.send_header(f"X-Slow-{n}", "1")
+            handler.flush_headers()
+            time.sleep(0.3)
+        handler.end_headers()
+    except OSError:
+        pass
+
+
 def trickle(handler: BaseHTTPRequestHandler) -> None:
     handler.send_response(200)
     handler.send_header("Content-Type", "text/plain")
@@ -108,6 +146,10 @@ def servers(settings: Any) -> Iterator[dict[str, Server]]:
             "/chat.postMessage": lambda h: send(h, b"ok", "text/plain"),  # a proxy page, not Slack
             "/errors-object": lambda h: send(h, b'{"errors": {"message": "no such field"}}'),
             "/away": lambda h: send(h, b"", Location=other.url + "/landing", status=302),
+            "/bomb": bomb(BOMB, "gzip"),
+            "/double-bomb": bomb(DOUBLE_BOMB, "gzip, gzip"),
+            "/small-gzip": bomb(_gzip_of_zeros(1), "gzip"),
+            "/slow-headers": slow_headers,
         },
     )
     yield {"first": first, "other": other}
@@ -175,3 +217,43 @@ def test_odd_answers_are_errors_not_crashes(servers: dict[str, Server]) -> None:
         )
     with pytest.raises(base.BadQuery, match="no such field"):
         GraphQLConnector({"base_url": servers["first"].url + "/errors-object"}).execute("{ x }")
+
+
+def test_a_compression_bomb_is_cut_without_inflating_it(servers: dict[str, Server]) -> None:
+    c = RESTConnector({"base_url": servers["first"].url})
+    assert c.execute({"path": "/small-gzip"}).rows[0][0] == "\x00" * (1024 * 1024)  # gzip is read
+    tracemalloc.start()
+    try:
+        with pytest.raises(base.BadQuery, match="larger than 10 MB"):
+            c.execute({"path": "/bomb"})
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 40 * 1024 * 1024  # the cap holds after inflation, not after 200 MB of it
+    with pytest.raises(base.BadQuery, match="does not read"):
+        c.execute({"path": "/double-bomb"})
+
+
+def test_trickled_headers_cannot_outlast_the_timeout(servers: dict[str, Server]) -> None:
+    started = time.monotonic()
+    with pytest.raises(base.QueryTimeout):
+        RESTConnector({"base_url": servers["first"].url}).execute({"path": "/slow-headers"}, timeout_s=1)
+    assert time.monotonic() - started < 3
+
+
+@pytest.mark.parametrize("health_path", [".evil.example/", "@127.0.0.3:1/", ":1/x"])
+def test_a_health_path_cannot_leave_the_base_url(servers: dict[str, Server], health_path: str) -> None:
+    config = {
+        "base_url": servers["first"].url,
+        "auth_type": "bearer",
+        "token": "T",
+        "health_path": health_path,
+    }
+    connector = RESTConnector(config)
+    with contextlib.suppress(base.ConnectorError):
+        connector.health_check()
+    assert all(h.get("authorization") != "Bearer T" for h in servers["other"].seen)
+    url = connector.base_url() + connector.health_request()["path"]
+    assert url.startswith(servers["first"].url + "/")  # the path is made relative to the base URL
+    with pytest.raises((base.BadQuery, base.DestinationRefused)):  # a raw path never leaves either
+        connector.send({"method": "GET", "path": health_path}, 2)

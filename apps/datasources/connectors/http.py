@@ -122,7 +122,8 @@ class HTTPConnector(Connector):
         )
 
     def health_request(self) -> dict[str, Any] | None:
-        return {"method": "GET", "path": self.config.get("health_path", "")}
+        path = str(self.config.get("health_path") or "")
+        return {"method": "GET", "path": path if not path or path.startswith("/") else "/" + path}
 
     # --- shared ----------------------------------------------------------------------------------
     @classmethod
@@ -166,8 +167,9 @@ class HTTPConnector(Connector):
         deadline = time.monotonic() + timeout_s
         try:
             outbound.check_url(url)
+            _same_origin(url, self.base_url())
             with (
-                outbound.client(timeout_s=timeout_s, auth=basic) as client,
+                outbound.client(timeout_s=timeout_s, auth=basic, deadline=deadline) as client,
                 client.stream(
                     request["method"],
                     url,
@@ -185,7 +187,7 @@ class HTTPConnector(Connector):
             raise DestinationRefused(exc.message) from None
         except (httpx.TimeoutException, outbound.DeadlinePassed):
             raise QueryTimeout(f"{self.label()} did not answer within {timeout_s:g} s.") from None
-        except outbound.ResponseTooLarge as exc:
+        except (outbound.ResponseTooLarge, outbound.UnsupportedEncoding) as exc:
             raise BadQuery(f"{self.label()}: {exc.message}") from None
         except (httpx.LocalProtocolError, httpx.InvalidURL, UnicodeEncodeError):
             # Never the exception's text: it quotes the offending header, which may be a secret.
@@ -219,6 +221,22 @@ class HTTPConnector(Connector):
         if request is None:
             return
         self.send(request, float(self.config.get("timeout_s", 10)))
+
+
+def _same_origin(url: str, base: str) -> None:
+    """A path glued to the base URL must not change its host (``".evil.example/"``, ``"@host/"``,
+    ``":8080/"``): credentials go to the datasource's origin only."""
+    try:
+        target, origin = httpx.URL(url), httpx.URL(base)
+    except (httpx.InvalidURL, ValueError):
+        raise BadQuery("The request path does not make a valid URL with the base URL.") from None
+    if (target.scheme, target.host, target.port, target.userinfo) != (
+        origin.scheme,
+        origin.host,
+        origin.port,
+        origin.userinfo,
+    ):
+        raise BadQuery("The request path must stay on the datasource's base URL (same host and port).")
 
 
 UNSENDABLE = (

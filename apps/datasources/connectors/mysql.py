@@ -56,6 +56,7 @@ from .base import (
 
 READ_TIMEOUT_MARGIN_S = 2  # the client gives up this long after the server should have
 BINARY_CHARSET = 63
+CANNOT_CONNECT_ERRNOS = {2002, 2003}  # nothing listens there: try the next address
 TIMEOUT_ERRNOS = {1969, 3024}  # MariaDB ER_STATEMENT_TIMEOUT, MySQL ER_QUERY_TIMEOUT
 READ_ONLY_ERRNOS = {1792, 1290}  # read-only transaction; server running with --read-only
 AUTH_ERRNOS = {1045, 1698, 1130}  # access denied (with / without password), host not allowed
@@ -135,27 +136,18 @@ class MySQLConnector(Connector):
         elif ssl_mode == "verify_identity":
             options.update(ssl_verify_cert=True, ssl_verify_identity=True)
         port = int(c.get("port", 3306))
-        address = checked_addresses(c["host"], port)[0]
-        # The socket goes to the checked address; only verify_identity must name the host to check
-        # its certificate (then the driver resolves it again: checked, but not pinned).
-        target = c["host"] if ssl_mode == "verify_identity" else address
-        try:
-            conn = mysql.connector.connect(
-                use_pure=True,  # the YEAR fix above is a pure-Python cursor class
-                host=target,
-                port=port,
-                database=c["database"],
-                user=c["user"],
-                password=c.get("password") or "",
-                connection_timeout=int(c.get("connect_timeout_s", 5)),
-                charset="utf8mb4",
-                autocommit=False,
-                allow_local_infile=False,  # a hostile server must not be able to ask for our files
-                client_flags=[-ClientFlag.MULTI_STATEMENTS],
-                **options,
-            )
-        except my_errors.Error as exc:
-            raise self._scrub(_connect_error(exc, c)) from None
+        addresses = checked_addresses(c["host"], port)
+        # The socket goes to a checked address (the next one if it refuses); only verify_identity
+        # must name the host to check its certificate (the driver resolves it again: checked, not pinned).
+        targets = [c["host"]] if ssl_mode == "verify_identity" else addresses
+        for n, target in enumerate(targets, 1):
+            try:
+                conn = self._connect_to(target, port, options)
+            except my_errors.Error as exc:
+                if n < len(targets) and getattr(exc, "errno", None) in CANNOT_CONNECT_ERRNOS:
+                    continue
+                raise self._scrub(_connect_error(exc, c)) from None
+            break
         assert isinstance(conn, MySQLConnection)  # noqa: S101 - use_pure=True
         self.conn = conn
         _no_delay(conn)
@@ -166,6 +158,23 @@ class MySQLConnector(Connector):
                 f"MySQL at {self.where()} did not offer TLS, and ssl_mode is 'required'; "
                 "enable TLS on the server or choose another ssl_mode."
             )
+
+    def _connect_to(self, target: str, port: int, options: dict[str, Any]) -> Any:
+        c = self.config
+        return mysql.connector.connect(
+            use_pure=True,  # the YEAR fix above is a pure-Python cursor class
+            host=target,
+            port=port,
+            database=c["database"],
+            user=c["user"],
+            password=c.get("password") or "",
+            connection_timeout=int(c.get("connect_timeout_s", 5)),
+            charset="utf8mb4",
+            autocommit=False,
+            allow_local_infile=False,  # a hostile server must not be able to ask for our files
+            client_flags=[-ClientFlag.MULTI_STATEMENTS],
+            **options,
+        )
 
     def live(self) -> MySQLConnection:
         if self.conn is None:

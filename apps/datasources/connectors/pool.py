@@ -31,9 +31,15 @@ def key_for(kind: str, config: Mapping[str, Any]) -> str:
 
 
 def _expired(now: float) -> list[tuple[Any, Discard]]:
-    """Take every connection idle too long out of the pool (caller holds the lock)."""
+    """Take every connection idle too long out of the pool (caller holds the lock). Entries of
+    another process (inherited through fork) are forgotten, never closed: their sockets are the
+    parent's."""
     stale = []
+    mine = f":{os.getpid()}:"
     for key in list(_idle):
+        if mine not in key:
+            del _idle[key]
+            continue
         keep = [entry for entry in _idle[key] if now - entry[0] < MAX_IDLE_S]
         stale += [(conn, discard) for at, conn, discard in _idle[key] if now - at >= MAX_IDLE_S]
         if keep:
@@ -73,6 +79,15 @@ def give_back(key: str, conn: Any, discard: Discard) -> None:
     _close_all(stale)
     if not kept:
         discard(conn)
+
+
+def _forget_after_fork() -> None:
+    global _lock
+    _lock = threading.Lock()  # the parent's lock may have been held by another thread at fork
+    _idle.clear()
+
+
+os.register_at_fork(after_in_child=_forget_after_fork)
 
 
 def clear() -> None:

@@ -10,6 +10,7 @@ reuse :data:`RESET_SESSION` checks the connection and clears the previous query'
 from __future__ import annotations
 
 import contextlib
+import re
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -67,11 +68,12 @@ class PostgreSQLConnector(Connector):
             self.conn.read_only = bool(c.get("read_only"))
             return
         port = int(c.get("port", 5432))
-        address = checked_addresses(c["host"], port)[0]
+        addresses = checked_addresses(c["host"], port)
         try:
             self.conn = psycopg.connect(
-                host=c["host"],  # for TLS verification and messages; the socket goes to hostaddr
-                hostaddr=address,
+                # libpq tries each checked address in turn; the name is for TLS checks and messages
+                host=",".join([c["host"]] * len(addresses)),
+                hostaddr=",".join(addresses),
                 port=port,
                 dbname=c["database"],
                 user=c["user"],
@@ -114,7 +116,7 @@ class PostgreSQLConnector(Connector):
         if problems:
             raise BadQuery(problems[0])
         limit = row_limit_for(self, row_limit)
-        read_only = bool(self.config.get("read_only"))
+        cut_at_cap = bool(self.config.get("read_only")) or _reads(body)
         own = self.conn is None
         if own:
             self.connect()
@@ -126,16 +128,16 @@ class PostgreSQLConnector(Connector):
                     "SELECT set_config('statement_timeout', %s, true)", [f"{int(timeout_s * 1000)}ms"]
                 )
                 sql, _ = rewrite_params(body, lambda name: f"%({name})s", escape_percent=True)
-                fetched = []
+                fetched: list[Any] = []
                 # Bound parameters over the extended protocol (one statement only), rows streamed in
                 # chunks: a huge result is never held, only the first limit + 1 rows.
                 try:
                     for row in cursor.stream(sql, dict(params or {}), size=_chunk_rows()):
                         if len(fetched) <= limit:
                             fetched.append(row)
-                        elif read_only:
+                        elif cut_at_cap:
                             break  # psycopg cancels the rest: nothing to commit
-                        # else: a writable statement (INSERT ... RETURNING) runs to its end and
+                        # else: a write (INSERT ... RETURNING, WITH ... DELETE) runs to its end and
                         # commits; the extra rows are read and dropped, never held.
                 except psycopg.ProgrammingError as exc:
                     if NO_RESULT not in str(exc):
@@ -166,6 +168,18 @@ RESET_SESSION = (
 
 
 STREAM_CHUNK_ROWS = 1000
+_LEADING = re.compile(r"^(?:\s+|--[^\n]*|/\*.*?\*/|\()*", re.DOTALL)
+READ_VERBS = {"select", "values", "table", "show", "explain"}
+
+
+def _reads(sql: str) -> bool:
+    """A statement that only returns rows (a plain SELECT ...): past the row cap it is cancelled
+    rather than read to its end. Not a safety check — writes are refused by the read-only session;
+    a write misread as a read would be rolled back whole, never half done."""
+    words = _LEADING.sub("", sql, count=1).split(None, 1)
+    return bool(words) and words[0].lower() in READ_VERBS
+
+
 NO_RESULT = "didn't produce a result"  # psycopg's words for stream() over a command
 
 

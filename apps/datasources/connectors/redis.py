@@ -135,10 +135,10 @@ class RedisConnector(Connector):
             return
         timeout = int(c.get("connect_timeout_s", 5))
         port = int(c.get("port", 6379))
-        address = checked_addresses(c["host"], port)[0]
+        addresses = checked_addresses(c["host"], port)
         kwargs: dict[str, Any] = {
             # The checked address; with TLS the name, for the certificate check (checked, not pinned).
-            "host": c["host"] if c.get("tls") else address,
+            "host": c["host"] if c.get("tls") else addresses[0],
             "port": port,
             "db": int(c.get("db", 0)),
             "username": c.get("username") or None,
@@ -157,6 +157,13 @@ class RedisConnector(Connector):
             )
         else:
             conn = redis.Connection(**kwargs)
+        for other in [] if c.get("tls") else addresses[1:]:  # nothing listens at the first: the next
+            try:
+                conn.connect()
+                break
+            except redis.ConnectionError:
+                conn.disconnect()
+                conn.host = other
         try:
             conn.connect()
             conn.send_command("PING")  # a server that wants a password says so here at the latest

@@ -151,7 +151,7 @@ class HTTPRequest(NodeType):
             timeout = _time_left(inputs.get("timeout_s"), ctx)
             deadline = time.monotonic() + timeout
             with (
-                outbound.client(timeout_s=timeout) as client,
+                outbound.client(timeout_s=timeout, deadline=deadline) as client,
                 client.stream(
                     method,
                     url,
@@ -168,7 +168,7 @@ class HTTPRequest(NodeType):
             raise NodeError(exc.message, code="outbound_refused", retryable=False) from None
         except (httpx.TimeoutException, outbound.DeadlinePassed):
             raise NodeError(outbound.describe_error(httpx.ReadTimeout(""), url), code="timeout") from None
-        except outbound.ResponseTooLarge as exc:
+        except (outbound.ResponseTooLarge, outbound.UnsupportedEncoding) as exc:
             raise NodeError(exc.message, code="response_too_large", retryable=False) from None
         except (httpx.LocalProtocolError, httpx.InvalidURL, UnicodeEncodeError):
             # Never the exception's text: it quotes the offending header, which may be a secret.
