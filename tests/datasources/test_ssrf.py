@@ -230,3 +230,15 @@ def test_socket_paths_and_host_lists_are_not_hosts(host: str) -> None:
     with pytest.raises(ConfigInvalid) as caught:
         PostgreSQLConnector.check_config({"host": host, "database": "d", "user": "u"})
     assert list(caught.value.errors) == ["host"]
+
+
+def test_an_unresolvable_host_is_unreachable_not_refused(settings: Any) -> None:
+    from apps.datasources.connectors.base import Unreachable
+
+    settings.JETADMIN_OUTBOUND_ALLOW = []
+    for run in (
+        lambda: WebhookConnector({"url": "http://no-such-host.invalid/hook"}).health_check(),
+        lambda: RESTConnector({"base_url": "http://no-such-host.invalid/"}).execute({}, timeout_s=3),
+    ):
+        with pytest.raises(Unreachable, match="Cannot resolve host"):
+            run()

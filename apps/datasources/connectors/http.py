@@ -595,6 +595,8 @@ class WebhookConnector(HTTPConnector):
         try:
             url = outbound.check_url(self.base_url())
             outbound.resolve(url.host, url.port or (443 if url.scheme == "https" else 80))
+        except outbound.Unresolvable as exc:
+            raise Unreachable(exc.message) from None
         except outbound.OutboundRefused as exc:
             raise DestinationRefused(exc.message) from None
         return None

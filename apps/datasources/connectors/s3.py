@@ -138,6 +138,8 @@ class S3Connector(Connector):
             try:  # check-then-connect: see the module docstring
                 url = outbound.check_url(endpoint)
                 outbound.resolve(url.host, url.port or (443 if url.scheme == "https" else 80))
+            except outbound.Unresolvable as exc:
+                raise Unreachable(exc.message) from None
             except outbound.OutboundRefused as exc:
                 raise DestinationRefused(exc.message) from None
         signed = bool(c.get("access_key_id") and c.get("secret_access_key"))
