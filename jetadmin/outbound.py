@@ -15,12 +15,14 @@ from __future__ import annotations
 
 import functools
 import ipaddress
+import json
 import socket
 import ssl
 import time
 import typing
 import zlib
 from collections.abc import Callable
+from typing import Any
 from urllib.parse import urlsplit
 
 import httpcore
@@ -316,12 +318,27 @@ def read_capped(
     return b"".join(chunks)
 
 
+def decode_body(response: httpx.Response, raw: bytes) -> Any:
+    """A body read by :func:`read_capped`: parsed when it says it is JSON, text otherwise."""
+    if "json" in response.headers.get("content-type", ""):
+        try:
+            return json.loads(raw)
+        except ValueError:
+            pass
+    return raw.decode(response.encoding or "utf-8", errors="replace")
+
+
+def safe_url(url: str | httpx.URL) -> str:
+    """The URL without query string, fragment or credentials, for messages (query strings carry keys)."""
+    try:
+        return str(httpx.URL(str(url)).copy_with(query=None, fragment=None, username=None, password=None))
+    except (httpx.InvalidURL, ValueError):
+        return "the URL"
+
+
 def describe_error(exc: Exception, url: str | httpx.URL) -> str:
     """A message a user can act on for a failed outbound request (never the request's secrets)."""
-    try:
-        where = str(httpx.URL(str(url)).copy_with(query=None, fragment=None, username=None, password=None))
-    except (httpx.InvalidURL, ValueError):
-        where = "the URL"
+    where = safe_url(url)
     if isinstance(exc, OutboundRefused):
         return exc.message
     if isinstance(exc, httpx.TimeoutException):

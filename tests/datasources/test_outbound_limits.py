@@ -5,6 +5,7 @@ cross-origin redirect, make an error message quote a secret, or turn an odd answ
 from __future__ import annotations
 
 import contextlib
+import functools
 import threading
 import time
 import tracemalloc
@@ -84,6 +85,7 @@ def huge(handler: BaseHTTPRequestHandler) -> None:
         pass  # the client hung up at the cap
 
 
+@functools.cache  # built when a test asks, not at import (200 MB of zeros to compress)
 def _gzip_of_zeros(megabytes: int, layers: int = 1) -> bytes:
     data = b""
     for layer in range(layers):
@@ -96,12 +98,11 @@ def _gzip_of_zeros(megabytes: int, layers: int = 1) -> bytes:
     return data
 
 
-BOMB = _gzip_of_zeros(200)  # ~200 KB on the wire, 200 MB inflated
-DOUBLE_BOMB = _gzip_of_zeros(50, layers=2)
+def bomb(megabytes: int, encoding: str, layers: int = 1) -> Route:
+    """Zeros gzipped ``layers`` times: 200 MB are ~200 KB on the wire."""
 
-
-def bomb(body: bytes, encoding: str) -> Route:
     def route(handler: BaseHTTPRequestHandler) -> None:
+        body = _gzip_of_zeros(megabytes, layers)
         send(handler, body, "application/json", **{"Content-Encoding": encoding})
 
     return route
@@ -146,9 +147,9 @@ def servers(settings: Any) -> Iterator[dict[str, Server]]:
             "/chat.postMessage": lambda h: send(h, b"ok", "text/plain"),  # a proxy page, not Slack
             "/errors-object": lambda h: send(h, b'{"errors": {"message": "no such field"}}'),
             "/away": lambda h: send(h, b"", Location=other.url + "/landing", status=302),
-            "/bomb": bomb(BOMB, "gzip"),
-            "/double-bomb": bomb(DOUBLE_BOMB, "gzip, gzip"),
-            "/small-gzip": bomb(_gzip_of_zeros(1), "gzip"),
+            "/bomb": bomb(200, "gzip"),
+            "/double-bomb": bomb(50, "gzip, gzip", layers=2),
+            "/small-gzip": bomb(1, "gzip"),
             "/slow-headers": slow_headers,
         },
     )

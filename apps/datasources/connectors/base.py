@@ -131,6 +131,12 @@ class Connector:
         """Problems with a query body, without running it (empty when it looks runnable)."""
         return []
 
+    def require_valid(self, body: Any) -> None:
+        """BadQuery with the first problem :meth:`validate` finds (every ``execute`` starts here)."""
+        problems = self.validate(body)
+        if problems:
+            raise BadQuery(problems[0])
+
     def execute(
         self, body: Any, params: Mapping[str, Any] | None = None, *, timeout_s: float = 30, row_limit: int = 0
     ) -> Result:

@@ -194,7 +194,7 @@ class HTTPConnector(Connector):
             raise BadQuery(UNSENDABLE) from None
         except httpx.HTTPError as exc:
             raise Unreachable(outbound.describe_error(exc, url)) from None
-        data = _decode(response, raw)
+        data = outbound.decode_body(response, raw)
         if response.status_code in (401, 403):
             raise AuthFailed(
                 f"{self.label()} answered {response.status_code}: check the credentials of this datasource."
@@ -209,9 +209,7 @@ class HTTPConnector(Connector):
     def execute(
         self, body: Any, params: Mapping[str, Any] | None = None, *, timeout_s: float = 30, row_limit: int = 0
     ) -> Result:
-        problems = self.validate(body)
-        if problems:
-            raise BadQuery(problems[0])
+        self.require_valid(body)
         started = time.monotonic()
         response, data = self.send(self.request_for(body, dict(params or {})), timeout_s)
         return self.result_for(response, data, row_limit_for(self, row_limit), started)
@@ -243,15 +241,6 @@ UNSENDABLE = (
     "The request cannot be sent: a header value (a credential, a default header or a parameter) "
     "contains a line break, a control character or non-ASCII text."
 )
-
-
-def _decode(response: httpx.Response, raw: bytes) -> Any:
-    if "json" in response.headers.get("content-type", ""):
-        try:
-            return json.loads(raw)
-        except ValueError:
-            pass
-    return raw.decode(response.encoding or "utf-8", errors="replace")
 
 
 def _excerpt(data: Any) -> str:

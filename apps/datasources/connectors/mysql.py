@@ -215,9 +215,7 @@ class MySQLConnector(Connector):
     def execute(
         self, body: Any, params: Mapping[str, Any] | None = None, *, timeout_s: float = 30, row_limit: int = 0
     ) -> Result:
-        problems = self.validate(body)
-        if problems:
-            raise BadQuery(problems[0])
+        self.require_valid(body)
         sql, names = rewrite_params(body, lambda _name: "?", mysql=True)
         values = bind_values(names, params)
         limit = row_limit_for(self, row_limit)

@@ -112,9 +112,7 @@ class PostgreSQLConnector(Connector):
     def execute(
         self, body: Any, params: Mapping[str, Any] | None = None, *, timeout_s: float = 30, row_limit: int = 0
     ) -> Result:
-        problems = self.validate(body)
-        if problems:
-            raise BadQuery(problems[0])
+        self.require_valid(body)
         limit = row_limit_for(self, row_limit)
         cut_at_cap = bool(self.config.get("read_only")) or _reads(body)
         own = self.conn is None

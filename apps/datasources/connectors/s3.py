@@ -200,9 +200,7 @@ class S3Connector(Connector):
     def execute(
         self, body: Any, params: Mapping[str, Any] | None = None, *, timeout_s: float = 30, row_limit: int = 0
     ) -> Result:
-        problems = self.validate(body)
-        if problems:
-            raise BadQuery(problems[0])
+        self.require_valid(body)
         spec = fill(dict(body), dict(params or {}))
         action = spec["action"]
         if action in ("put", "delete") and self.config.get("read_only"):

@@ -322,9 +322,7 @@ class SMTPConnector(Connector):
     def execute(
         self, body: Any, params: Mapping[str, Any] | None = None, *, timeout_s: float = 30, row_limit: int = 0
     ) -> Result:
-        problems = self.validate(body)
-        if problems:
-            raise BadQuery(problems[0])
+        self.require_valid(body)
         msg, recipients = self.build(body, dict(params or {}))
         started = time.monotonic()
         own = self.smtp is None

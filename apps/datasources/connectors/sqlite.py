@@ -98,9 +98,7 @@ class SQLiteConnector(Connector):
     def execute(
         self, body: Any, params: Mapping[str, Any] | None = None, *, timeout_s: float = 30, row_limit: int = 0
     ) -> Result:
-        problems = self.validate(body)
-        if problems:
-            raise BadQuery(problems[0])
+        self.require_valid(body)
         limit = row_limit_for(self, row_limit)
         own = self.conn is None
         if own:

@@ -178,32 +178,15 @@ class HTTPRequest(NodeType):
         output = {
             "status": response.status_code,
             "headers": dict(response.headers),
-            "body": _parsed(response, raw),
+            "body": outbound.decode_body(response, raw),
         }
         if response.status_code >= 400 and inputs.get("fail_on_status", True):
             raise NodeError(
-                f"{method} {_safe(url)} answered {response.status_code}.",
+                f"{method} {outbound.safe_url(url)} answered {response.status_code}.",
                 code="http_status",
                 retryable=response.status_code >= 500 or response.status_code == 429,
             )
         return output
-
-
-def _parsed(response: httpx.Response, raw: bytes) -> Any:
-    if "json" in response.headers.get("content-type", ""):
-        try:
-            return json.loads(raw)
-        except ValueError:
-            pass
-    return raw.decode(response.encoding or "utf-8", errors="replace")
-
-
-def _safe(url: str) -> str:
-    """The URL without its query string or credentials, for messages (query strings carry keys)."""
-    try:
-        return str(httpx.URL(url).copy_with(query=None, username=None, password=None))
-    except (httpx.InvalidURL, ValueError):
-        return "the URL"
 
 
 # Which connector types serve each notify channel, and the body each expects.
