@@ -131,11 +131,28 @@ def test_error_model_continue_runs_successors(run_graph):
     assert nodes(instance)["x"] == "failed"
 
 
-def test_error_model_continue_then_reference_to_missing_output_fails_successor(run_graph):
+def test_error_model_continue_gives_successors_the_error_object(run_graph):
     instance = run_graph(_around({"type": "flaky", "inputs": {"fail": True}}, on_error="continue"))
-    # {{x}} is {"error": ...} for a failed node, so "after" succeeds with it; "end" reads after.value.
-    assert instance.status == "succeeded"
-    assert instance.output["error"]["code"] == "flaky"
+    # {{x}} of a failed node is {"error": {...}}: "after" runs with it and "end" returns it.
+    assert instance.status == "succeeded", instance.error
+    error = {"code": "flaky", "message": "flaky failure on attempt 1", "attempt": 1}
+    assert instance.output == {"error": error}
+    assert nodes(instance) == {"start": "succeeded", "x": "failed", "after": "succeeded", "end": "succeeded"}
+
+
+def test_error_model_continue_then_reference_to_missing_output_fails_successor(run_graph):
+    graph = _around({"type": "flaky", "inputs": {"fail": True}}, on_error="continue")
+    graph["nodes"][2]["inputs"] = {"value": "{{x.value}}"}  # the output x would have had, had it succeeded
+    instance = run_graph(graph)
+    assert instance.status == "failed"
+    assert nodes(instance) == {"start": "succeeded", "x": "failed", "after": "failed", "end": "canceled"}
+    after = NodeRun.objects.get(instance=instance, node_id="after")
+    assert after.error["code"] == "template_error" and after.attempt == 1
+    # names the node, the input, the expression and the keys that do exist
+    assert after.error["message"] == (
+        "node 'after', input 'value': {{x.value}} — x has no key 'value'; available keys: error."
+    )
+    assert instance.error["node_id"] == "after" and instance.error["code"] == "template_error"
 
 
 def test_error_model_continue_on_condition_takes_false(run_graph):

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import threading
 import time
 from datetime import timedelta
 
 import pytest
 from django.core.management import call_command
+from django.db import OperationalError
 from django.utils import timezone
 
 from apps.tenancy import services as tenancy
@@ -245,7 +245,37 @@ def test_start_rate_defers_runs_beyond_the_limit(start_run, settings):
     assert "throttled_until" in throttled.data
 
 
-def test_renewer_thread_survives_errors():
-    renewer = leases.Renewer()
-    with renewer.hold(10**9, "nobody"):
-        assert any(t.name == "jetadmin-lease-renewer" for t in threading.enumerate())
+class _FailingOnce(leases.Renewer):
+    """A renewer whose lease store (the database) fails on its first tick."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.to_fail = 1
+
+    def renew(self, held: dict[int, str]) -> None:
+        if self.to_fail:
+            self.to_fail -= 1
+            raise OperationalError("server closed the connection unexpectedly")
+        super().renew(held)
+
+
+def test_renewer_thread_survives_a_failing_lease_store_and_renews_afterwards(start_run, settings):
+    settings.JETADMIN_LEASE_S = 0.3  # a renewal tick every 0.1 s
+    instance = start_run()
+    claimed = claim_as(instance, "start", "me", lease_s=0.3)
+    assert claimed is not None
+    run_id = claimed[0]
+    first_expiry = node(instance, "start").lease_expires_at
+    renewer = _FailingOnce()
+    with renewer.hold(run_id, "me"):
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and not (renewer.failures and renewer.renewals):
+            if renewer.thread is None or not renewer.thread.is_alive():
+                break
+            time.sleep(0.02)
+        assert renewer.thread is not None and renewer.thread.is_alive(), "the renewer thread died"
+        assert (renewer.failures, renewer.to_fail) == (1, 0), "the lease store never failed"
+        assert renewer.renewals >= 1, "no renewal after the failed tick"
+    renewed = node(instance, "start")
+    assert renewed.lease_owner == "me" and renewed.lease_expires_at > first_expiry
+    assert run_id not in renewer.lost

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -332,8 +334,67 @@ def test_console_log_cannot_forge_the_reply() -> None:
     assert run_js(code, {}) == "real"
 
 
-@pytest.mark.skipif(not javascript._command()[0].endswith("bwrap"), reason="bubblewrap is not usable here")
-def test_bubblewrap_hides_host_files_network_and_environment() -> None:
+@pytest.fixture
+def jail() -> None:
+    """The runner's command starts with bubblewrap. Outside CI a machine without a usable bubblewrap
+    skips the jail's tests; under ``CI=true`` (where .ci/run installs it) that is a failure, because a
+    broken bind list silently runs user code without the jail and looks exactly like "not installed"."""
+    if javascript._command()[0].endswith("bwrap"):
+        return
+    reason = "bubblewrap is not installed" if not shutil.which("bwrap") else "bubblewrap's probe run failed"
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"{reason}: user code would run without the jail")
+    pytest.skip(reason)
+
+
+def _descendant_runner(root_pid: int) -> int | None:
+    """The innermost live process running js_runner.py below ``root_pid`` (the one that runs V8)."""
+    table = _proc_table()
+    found = None
+    for pid, (state, _, cmd) in table.items():
+        if "js_runner.py" not in cmd or state in "ZX":
+            continue
+        chain, parent = [], pid
+        while parent in table and parent not in (0, 1, root_pid):
+            chain.append(parent)
+            parent = table[parent][1]
+        if parent == root_pid and (found is None or len(chain) > found[1]):
+            found = (pid, len(chain))
+    return found[0] if found else None
+
+
+def test_the_jail_is_in_force_for_user_code(jail: None, tmp_path: Any) -> None:
+    """Look at a running script's process from outside: its root shows none of the host's files, and it
+    has its own mount, network and PID namespaces."""
+    marker = tmp_path / "host-only.txt"
+    marker.write_text("host")
+    host_paths = ["/etc/passwd", "/etc/hostname", "/var/lib", str(marker)]
+    host_paths.append(str(javascript.RUNNER.parents[3] / "jetadmin" / "settings.py"))
+    assert all(os.path.exists(path) for path in host_paths)
+    with ThreadPoolExecutor(1) as pool:
+        running = pool.submit(run_js, "while (true) {}", {}, Limits(timeout_s=8))
+        deadline = time.monotonic() + 6
+        pid = None
+        while pid is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+            pid = _descendant_runner(os.getpid())
+        assert pid is not None, "no runner process showed up"
+        root = f"/proc/{pid}/root"
+        seen = {path: os.path.exists(root + path) for path in host_paths}
+        namespaces = {
+            ns: os.readlink(f"/proc/{pid}/ns/{ns}") != os.readlink(f"/proc/self/ns/{ns}")
+            for ns in ("mnt", "net", "pid", "ipc", "uts")
+        }
+        own_python = os.path.exists(root + sys.executable)
+        os.kill(pid, signal.SIGKILL)  # done looking: end the endless script now
+        with pytest.raises(SandboxError):
+            running.result(timeout=20)
+    assert own_python, "the runner's own Python is not in its root: the probe looked at the wrong process"
+    assert seen == dict.fromkeys(seen, False), f"host paths visible inside the jail: {seen}"
+    assert namespaces == dict.fromkeys(namespaces, True), f"namespaces shared with the host: {namespaces}"
+
+
+def test_bubblewrap_hides_host_files_network_and_environment(jail: None) -> None:
     """The outer layer, checked with Python inside the runner's own bubblewrap jail."""
     probe = """
 import json, os, socket, sys

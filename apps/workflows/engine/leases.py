@@ -38,7 +38,9 @@ class Renewer:
         self._wake = threading.Event()
         self._pid: int | None = None
         self._interval = 0.0
+        self.thread: threading.Thread | None = None
         self.renewals = 0
+        self.failures = 0
         self.lost: set[int] = set()
 
     @contextlib.contextmanager
@@ -63,7 +65,8 @@ class Renewer:
         if self._pid == os.getpid():
             return
         self._pid = os.getpid()  # after a fork the parent's thread is gone: start one in this process
-        threading.Thread(target=self._loop, name="jetadmin-lease-renewer", daemon=True).start()
+        self.thread = threading.Thread(target=self._loop, name="jetadmin-lease-renewer", daemon=True)
+        self.thread.start()
 
     def _loop(self) -> None:
         while True:
@@ -78,6 +81,7 @@ class Renewer:
             try:
                 self.renew(due)
             except Exception:
+                self.failures += 1
                 logger.exception("lease renewal failed; retrying")
                 with contextlib.suppress(Exception):
                     connection.close()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import shutil
 import signal
@@ -19,6 +20,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+logger = logging.getLogger(__name__)
 
 RUNNER = Path(__file__).with_name("js_runner.py")
 DEFAULT_MAX_MEMORY = 64 * 1024 * 1024
@@ -92,6 +95,13 @@ def _command() -> list[str]:
         check = f"import os, py_mini_racer; assert os.path.exists({str(RUNNER)!r})"
         probe = subprocess.run([*prefix, sys.executable, "-I", "-c", check], capture_output=True, timeout=20)  # noqa: S603
         _BWRAP_OK = probe.returncode == 0
+        if not _BWRAP_OK:  # loud: from here on user code runs with the inner layers only
+            logger.error(
+                "bubblewrap is installed but its probe run failed (exit %s: %s); user JavaScript runs "
+                "WITHOUT the jail",
+                probe.returncode,
+                probe.stderr.decode(errors="replace").strip()[-300:],
+            )
     return [*prefix, *python] if prefix and _BWRAP_OK else python
 
 
