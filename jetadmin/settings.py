@@ -222,6 +222,9 @@ JETADMIN_NODE_MODULES = env.list("JETADMIN_NODE_MODULES", default=[])
 JETADMIN_OUTBOUND_ALLOW = env.list("JETADMIN_OUTBOUND_ALLOW", default=[])
 JETADMIN_SQLITE_ROOT = env.str("JETADMIN_SQLITE_ROOT", default=str(DATA_DIR / "datasources"))
 JETADMIN_INLINE_BUDGET_S = env.float("JETADMIN_INLINE_BUDGET_S", default=2.0)
+# The longest a sync execute holds its request (and a web worker) waiting for the run; the request's own
+# timeout_s is capped by it. A run that is still going is answered with timed_out: true, not canceled.
+JETADMIN_MAX_SYNC_WAIT_S = env.float("JETADMIN_MAX_SYNC_WAIT_S", default=300.0)
 # Durable execution: a claim's lease (renewed every third of it while a node runs), how long a queued
 # node may wait for its message before the reconciler presumes it lost and sends another, and how
 # many lost leases (dead or frozen workers) a node survives before it fails with "worker_lost".

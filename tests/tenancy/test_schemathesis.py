@@ -4,8 +4,11 @@ The schema is the one the app serves (``/api/schema/``). Every operation under `
 generated requests (schemathesis' examples, fuzzing and coverage phases, valid and invalid input),
 sent through ``jetadmin.wsgi.application`` with ``Authorization: Token <token>`` of a user who owns
 a tenant. Path ids are mostly swapped for real ones (that tenant, its roles, members, API keys,
-invites, datasources and saved queries) so the handlers behind the tenant check run; the rest stay
-random and must be 404s. A second test sends hand-picked hostile input the generator rarely
+invites, datasources, saved queries, workflows, runs in each state an action needs — waiting at an
+approval, failed, canceled, a running test run — schedules, webhooks and a webhook's token) so the
+handlers behind the tenant check run; the rest stay random and must be 404s. Sync runs wait at most
+``JETADMIN_MAX_SYNC_WAIT_S`` (0.2 s here): no worker consumes inside the test's transaction.
+A second test sends hand-picked hostile input the generator rarely
 produces (NUL bytes, broken or deeply nested JSON, odd content types, oversize bodies, malformed
 ``Authorization`` headers).
 
@@ -86,6 +89,8 @@ class Stats:
     requests: Counter[str] = field(default_factory=Counter)  # by source: generated / hand-picked
     statuses: Counter[int] = field(default_factory=Counter)
     operations: set[str] = field(default_factory=set)
+    by_operation: dict[str, Counter[int]] = field(default_factory=dict)  # label -> statuses (generated)
+    handled: set[str] = field(default_factory=set)  # a 2xx or 409 with every path id a real object's
     server_errors: int = 0
     violations: int = 0
     problems: dict[tuple[str, int, str], Problem] = field(default_factory=dict)
@@ -98,6 +103,8 @@ class Stats:
         self.requests[source] += 1
         self.statuses[status] += 1
         self.operations.add(case.operation.label)
+        if source == "generated":
+            self.by_operation.setdefault(case.operation.label, Counter())[status] += 1
         if status >= 500:
             self.server_errors += 1
             kind = "server error"
@@ -233,8 +240,13 @@ class World:
                 if bucket < len(choices):
                     params[name] = choices[bucket]
 
+    def names_real_objects(self, case: schemathesis.Case) -> bool:
+        """Every id in the path (the tenant's included) is one of the seeded objects'."""
+        params = case.path_parameters or {}
+        return bool(params) and all(value in self.ids.get(name, ()) for name, value in params.items())
+
     def real_path_parameters(self, operation: schemathesis.APIOperation) -> dict[str, str]:
-        # Ids of kinds the world has no object of (e.g. workflow_id) stay random: they must be 404s.
+        # Ids of kinds the world has no object of stay random: they must be 404s.
         return {p.name: self.ids.get(p.name, [str(uuid.uuid4())])[0] for p in operation.path_parameters}
 
 
@@ -255,6 +267,7 @@ def world(
     invite = services.invite_create(actor=actor, tenant=tenant, email="new@example.com", role=custom)
     _, raw = services.auth_token_create(user=owner)
     sources, queries = _datasources_and_queries(actor, tenant, settings, tmp_path)
+    flows = _workflows_runs_and_triggers(actor, tenant, settings)
     ids = {
         # mostly the caller's tenant; sometimes the foreign one or the generated value (both 404)
         "tenant_id": [str(tenant.id)] * 6 + [str(foreign_tenant.id)],
@@ -264,6 +277,7 @@ def world(
         "invite_id": [str(invite.id)] * 2,
         "datasource_id": sources,
         "query_id": queries,
+        **flows,
     }
     return World(token=raw, tenant=tenant, ids=ids)
 
@@ -305,6 +319,70 @@ def _datasources_and_queries(
         actor=actor, tenant=tenant, name="fuzz rest query", datasource=rest.id, body={"path": "/x"}
     )
     return [str(lite.id), str(rest.id)], [str(saved.id), str(rest_query.id)]
+
+
+def _workflows_runs_and_triggers(
+    actor: services.Actor, tenant: Tenant, settings: Any
+) -> dict[str, list[str]]:
+    """Two workflows and runs in the states the run actions act on, driven in this thread (the test's
+    transaction is never committed, so no worker sees them), plus a schedule and a webhook."""
+    from apps.triggers import services as triggers
+    from apps.workflows import services as workflows
+    from apps.workflows.engine import runtime
+
+    settings.JETADMIN_MAX_SYNC_WAIT_S = 0.2
+    settings.JETADMIN_INLINE_BUDGET_S = 0
+    ask = workflows.workflow_create(
+        actor=actor,
+        tenant=tenant,
+        name="fuzz approval",
+        graph={
+            "nodes": [
+                {"id": "start", "type": "start"},
+                {"id": "ask", "type": "approval", "inputs": {"message": "Ship {{input.item}}?"}},
+                {"id": "end", "type": "end", "inputs": {"output": "{{ask}}"}},
+            ],
+            "edges": [
+                {"from": "start", "to": "ask"},
+                {"from": "ask", "to": "end", "sourceHandle": "approved"},
+            ],
+        },
+    )
+    broken = workflows.workflow_create(
+        actor=actor,
+        tenant=tenant,
+        name="fuzz failing",
+        graph={
+            "nodes": [
+                {"id": "start", "type": "start"},
+                {"id": "end", "type": "end", "inputs": {"output": "{{input.missing}}"}},
+            ],
+            "edges": [{"from": "start", "to": "end"}],
+        },
+    )
+
+    def run(workflow: Any, *node_ids: str) -> Any:
+        instance = workflows.workflow_execute(actor=actor, workflow=workflow, input={"item": "crate"})
+        for node_id in node_ids:
+            runtime.execute(str(instance.id), node_id)
+        instance.refresh_from_db()
+        return instance
+
+    waiting = run(ask, "start", "ask")
+    failed = run(broken, "start", "end")
+    canceled = workflows.instance_cancel(actor=actor, instance=run(ask, "start"))
+    test_run = workflows.workflow_test(actor=actor, tenant=tenant, graph=ask.current_version.graph, input={})
+    states = {"waiting": waiting.status, "failed": failed.status, "canceled": canceled.status}
+    assert states == {"waiting": "waiting", "failed": "failed", "canceled": "canceled"}, states
+    schedule = triggers.schedule_create(actor=actor, workflow=ask, cron_expr="0 9 * * *", timezone_name="UTC")
+    webhook, token = triggers.webhook_create(actor=actor, workflow=ask, name="fuzz hook")
+    return {
+        "workflow_id": [str(ask.id), str(broken.id)],
+        "instance_id": [str(i.id) for i in (waiting, failed, canceled, test_run)],
+        "schedule_id": [str(schedule.id)] * 2,
+        "webhook_id": [str(webhook.id)] * 2,
+        "token": [token] * 2,
+    }
 
 
 # --- checks ---------------------------------------------------------------------------------------------
@@ -363,7 +441,37 @@ def send(
 def test_tenancy_api(case: schemathesis.Case, world: World) -> None:
     world.point_at_real_objects(case)
     response, _ = send(case, world, source="generated")
+    if world.names_real_objects(case) and (200 <= response.status_code < 300 or response.status_code == 409):
+        STATS.handled.add(case.operation.label)
     case.validate_response(response, checks=[not_a_server_error, error_shape])
+
+
+# Operations on one object whose generated requests never make a valid body, so no 2xx is expected.
+NO_SUCCESS_EXPECTED = {
+    # a valid body names one of the tenant's roles; the generator never finds one
+    "PATCH /api/v1/tenants/{tenant_id}/members/{member_id}/",
+    # a valid body names the waiting node ("ask"): other node ids answer 404 from the handler
+    "POST /api/v1/tenants/{tenant_id}/workflows/instances/{instance_id}/input/",
+    # a valid body holds a five-field cron expression; generated strings never are one
+    "POST /api/v1/tenants/{tenant_id}/workflows/{workflow_id}/schedules/",
+}
+
+
+def test_every_operation_on_an_object_reached_its_handler() -> None:
+    """Every operation whose path names an object (an id besides the tenant's) answered the generated
+    run above at least once with a success or a 409 (a state conflict) to a request whose path ids
+    were all seeded objects': only its handler, working on that object, can say either. (A random
+    id answers 404; a generated "id" such as ``instances`` can route to another view and answer 200,
+    which is why the ids themselves are checked.)"""
+    if not STATS.requests["generated"]:
+        pytest.skip("the generated run was deselected")
+    on_objects = {label for label in STATS.by_operation if label.replace("{tenant_id}", "").count("{")}
+    missed = {
+        label: dict(STATS.by_operation[label])
+        for label in sorted(on_objects - NO_SUCCESS_EXPECTED - STATS.handled)
+    }
+    assert len(on_objects) >= 30, sorted(on_objects)
+    assert not missed, f"{len(missed)} operations never reached their handler: {missed}"
 
 
 # --- hand-picked hostile input ----------------------------------------------------------------------------

@@ -267,16 +267,18 @@ def test_scheduled_run_succeeds_on_the_worker_with_trigger_schedule(schedule, em
 
 @pytest.mark.django_db(transaction=True)
 def test_two_tickers_at_once_fire_each_tick_once(schedule, embedded_worker):
-    for minute in range(5):
-        schedule(f"{minute} 12 * * *", now=utc(2099, 1, 15, 11), overlap="allow")
+    made = {schedule(f"{m} 12 * * *", now=utc(2099, 1, 15, 11), overlap="allow").pk: m for m in range(5)}
     now = utc(2099, 1, 15, 12, 30)
     barrier = threading.Barrier(4)
     results: list[int] = []
+    crashes: list[BaseException] = []
 
     def tick() -> None:
         try:
             barrier.wait()
             results.append(services.schedules_fire_due(now=now))
+        except BaseException as exc:  # a crashed ticker must fail the test, not only warn
+            crashes.append(exc)
         finally:
             connection.close()
 
@@ -285,6 +287,11 @@ def test_two_tickers_at_once_fire_each_tick_once(schedule, embedded_worker):
         t.start()
     for t in threads:
         t.join(60)
-    assert sorted(results) != [] and sum(results) == 5, results
+    assert not any(t.is_alive() for t in threads), "a ticker did not return within 60 s"
+    assert not crashes, crashes
+    assert len(results) == 4 and sum(results) == 5, results
     assert runs() == 5
-    assert all(s.next_run_at == utc(2099, 1, 16, 12, s.next_run_at.minute) for s in Schedule.objects.all())
+    # Each schedule's next tick is tomorrow at its own minute (12:00 ... 12:04 UTC), known up front.
+    expected = {pk: utc(2099, 1, 16, 12, minute) for pk, minute in made.items()}
+    assert dict(Schedule.objects.values_list("pk", "next_run_at")) == expected
+    assert set(WorkflowInstance.objects.values_list("trigger", flat=True)) == {"schedule"}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
 from rest_framework.request import Request
@@ -21,7 +22,8 @@ from . import serializers as s
 
 def _started(instance: WorkflowInstance, data: dict[str, Any]) -> Response:
     if data.get("mode") == "sync":
-        instance, timed_out = services.instance_wait(instance=instance, timeout_s=data["timeout_s"])
+        wait_s = min(data["timeout_s"], settings.JETADMIN_MAX_SYNC_WAIT_S)
+        instance, timed_out = services.instance_wait(instance=instance, timeout_s=wait_s)
         body = {
             "instance_id": instance.id,
             "status": instance.status,
