@@ -17,6 +17,7 @@ import glob
 import json
 import os
 import pwd
+import re
 import shutil
 import signal
 import subprocess
@@ -201,6 +202,11 @@ class Stack:
     @staticmethod
     def exits(proc: Proc) -> int:
         return proc.text().count("PROCESS EXITED")
+
+    @staticmethod
+    def reconciler_sent(proc: Proc) -> int:
+        """Messages the reconciler sent (due backoffs, throttled nodes, and messages presumed lost)."""
+        return sum(int(n) for n in re.findall(r"messages sent: (\d+)", proc.text()))
 
     @staticmethod
     def wait_ready(procs: list[Proc], timeout: float = 90) -> None:
@@ -520,6 +526,20 @@ def outcome(cursor_factory: CursorFactory, tenant_id: str, nodes: list[str]) -> 
         "duplicate_success_events": sum(1 for c in success_events.values() if c > 1),
         "failed_events": sum(1 for _, _, t, _ in events if t == "node.failed"),
     }
+
+
+def in_flight(cursor_factory: CursorFactory, tenant_id: str) -> dict[str, int]:
+    """How many of a tenant's nodes are running (a worker is inside them) and queued (their message is
+    in the broker or about to be) right now."""
+    with cursor_factory() as cursor:
+        cursor.execute(
+            "SELECT r.status, COUNT(*) FROM workflows_noderun r JOIN workflows_workflowinstance i "
+            "ON i.id = r.instance_id WHERE i.tenant_id = %s::uuid AND r.status IN ('running', 'queued') "
+            "GROUP BY r.status",
+            [tenant_id],
+        )
+        counts = {str(status): int(n) for status, n in cursor.fetchall()}
+    return {"running": counts.get("running", 0), "queued": counts.get("queued", 0)}
 
 
 def open_nodes(cursor_factory: CursorFactory, tenant_id: str, limit: int = 20) -> list[tuple[Any, ...]]:

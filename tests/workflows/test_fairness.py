@@ -1,9 +1,16 @@
 """Fair sharing on shared workers: one tenant's flood does not starve another tenant.
 
 Two real ``celery worker`` processes (2 x 4 slots) and a reconciler process, on PostgreSQL + Redis.
-Tenant A starts 500 runs at once; tenant B then starts 10. With the per-tenant running-node limit
-(4 here, half the slots), B's runs finish within ``BOUND_S`` — measured against B's 10 runs alone,
-in the same test, on the same workers.
+Tenant A starts 500 runs at once; tenant B then starts 10. The property: B's runs are not queued
+behind A's backlog. Two measures, both taken in the same test on the same workers, so a slow or busy
+machine moves both sides alike:
+
+* B's 10 runs behind the flood take at most ``BOUND_RATIO`` times as long as B's 10 runs alone
+  (the baseline, measured first), plus ``SLACK_S`` for scheduling noise on a small box;
+* when B's last run ends, A has finished at most ``A_DONE_MAX`` of its 500 runs: a queue that served
+  A's backlog first would finish (almost) all of them before B's.
+
+A's running nodes are sampled on every poll; the peak must stay near the per-tenant limit.
 """
 
 from __future__ import annotations
@@ -11,7 +18,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +43,10 @@ pytestmark = [
 ]
 
 LIMIT = 4  # running nodes per tenant, of 8 worker slots
-BOUND_S = 15.0  # B's 10 runs, started behind A's 500, all finish within this
+FLOOD = 500
+BOUND_RATIO = 3.0  # B behind the flood vs B alone
+SLACK_S = 2.0
+A_DONE_MAX = FLOOD // 4  # A alone needs ~FLOOD * 3 * STEP_S / LIMIT = 75 s; B needs a few seconds
 STEP_S = 0.2
 
 
@@ -69,9 +79,13 @@ def reconciler(tmp_path: Path) -> Iterator[subprocess.Popen[bytes]]:
     print(f"\nreconciler log (tail):\n{log.read_text(errors='replace')[-3000:]}")
 
 
-def _finish_time(ids: list[Any], started: float, timeout: float) -> float:
+def _finish_time(
+    ids: list[Any], started: float, timeout: float, sample: Callable[[], None] | None = None
+) -> float:
     deadline = started + timeout
     while time.monotonic() < deadline:
+        if sample:
+            sample()
         done = WorkflowInstance.objects.filter(pk__in=ids, status="succeeded").count()
         if done == len(ids):
             return time.monotonic() - started
@@ -83,7 +97,7 @@ def _finish_time(ids: list[Any], started: float, timeout: float) -> float:
         )
     )
     raise AssertionError(
-        f"not finished within {timeout} s (now {timezone.now()}): {statuses}; open nodes: {open_nodes}"
+        f"not finished within {timeout:.1f} s (now {timezone.now()}): {statuses}; open nodes: {open_nodes}"
     )
 
 
@@ -100,17 +114,26 @@ def test_a_flooding_tenant_does_not_starve_another(workers, reconciler, make_use
     t0 = time.monotonic()
     alone = [services.workflow_execute(actor=actor_b, workflow=flow_b).id for _ in range(10)]
     baseline = _finish_time(alone, t0, 60)
+    bound = BOUND_RATIO * baseline + SLACK_S
 
-    flood = [services.workflow_execute(actor=actor_a, workflow=flow_a).id for _ in range(500)]
+    flood = [services.workflow_execute(actor=actor_a, workflow=flow_a).id for _ in range(FLOOD)]
+    running_a: list[int] = []
+
+    def sample_a() -> None:
+        running_a.append(NodeRun.objects.filter(instance__tenant=tenant_a, status="running").count())
+
     t1 = time.monotonic()
     quiet = [services.workflow_execute(actor=actor_b, workflow=flow_b).id for _ in range(10)]
-    behind_flood = _finish_time(quiet, t1, BOUND_S)
+    behind_flood = _finish_time(quiet, t1, bound, sample_a)
     a_done = WorkflowInstance.objects.filter(pk__in=flood, status="succeeded").count()
-    peak_a = NodeRun.objects.filter(instance__tenant=tenant_a, status="running").count()
+    a_open = WorkflowInstance.objects.filter(pk__in=flood, status__in=["queued", "running"]).count()
     print(
-        f"\nfairness: B's 10 runs alone {baseline:.2f} s; behind A's 500 {behind_flood:.2f} s "
-        f"(ratio {behind_flood / baseline:.1f}); A finished {a_done}/500 by then; A running now {peak_a}"
+        f"\nfairness: B's 10 runs alone {baseline:.2f} s; behind A's {FLOOD} {behind_flood:.2f} s "
+        f"(ratio {behind_flood / baseline:.1f}, bound {bound:.1f} s); A finished {a_done}/{FLOOD} by then, "
+        f"{a_open} still open; A running: peak {max(running_a)} over {len(running_a)} samples"
     )
-    assert behind_flood <= BOUND_S
-    assert peak_a <= LIMIT + 2  # the limit is checked in the claim: concurrent claims may overshoot a little
+    assert a_done <= A_DONE_MAX and a_open >= FLOOD - A_DONE_MAX, "B waited for A's backlog"
+    assert len(running_a) >= 5 and max(running_a) > 0, "A's running nodes were never seen"
+    # The limit is checked in the claim: concurrent claims may overshoot it a little, never by much.
+    assert max(running_a) <= LIMIT + 2, running_a
     WorkflowInstance.objects.filter(pk__in=flood, status__in=["queued", "running"]).update(status="canceled")
