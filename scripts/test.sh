@@ -8,6 +8,8 @@ PYTHON=${PYTHON:-.venv/bin/python}
 BIN=$(dirname "$PYTHON")
 PG_URL=${JETADMIN_TEST_PG_URL:-postgres://postgres@127.0.0.1:5432/jetadmin}
 REDIS_TEST_URL=${JETADMIN_TEST_REDIS_URL:-redis://127.0.0.1:6379/9}
+# the tests that need a PostgreSQL server of their own (connectors) read these too
+export JETADMIN_TEST_PG_URL=$PG_URL JETADMIN_TEST_REDIS_URL=$REDIS_TEST_URL
 CI=${CI:-false}
 export JETADMIN_DATA_DIR=${JETADMIN_DATA_DIR:-$PWD/var/test}
 

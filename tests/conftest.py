@@ -16,8 +16,10 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
+from urllib.parse import unquote, urlsplit
 
+import psycopg
 import pytest
 from django.core.cache import cache
 from django.db import connection
@@ -187,3 +189,39 @@ def serve_process(tmp_path: Path) -> Iterator[Callable[..., ServerProcess]]:
     yield start
     for proc in started:
         _stop(proc)
+
+
+# --- the test PostgreSQL server -------------------------------------------------------------------------
+TEST_PG_URL = "postgres://postgres@127.0.0.1:5432/jetadmin"  # scripts/test.sh's default
+
+
+def pg_test_server() -> dict[str, Any]:
+    """``{host, port, user[, password]}`` of the test PostgreSQL server named by ``JETADMIN_TEST_PG_URL``
+    (as in scripts/test.sh; default ``postgres://postgres@127.0.0.1:5432/jetadmin``)."""
+    url = urlsplit(os.environ.get("JETADMIN_TEST_PG_URL") or TEST_PG_URL)
+    server: dict[str, Any] = {
+        "host": url.hostname or "127.0.0.1",
+        "port": url.port or 5432,
+        "user": unquote(url.username or "postgres"),
+    }
+    if url.password:
+        server["password"] = unquote(url.password)
+    return server
+
+
+def missing_service(message: str) -> NoReturn:
+    """A server a test needs does not answer: a failure under ``CI=true``, a skip saying so otherwise."""
+    if os.environ.get("CI") == "true":
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+def pg_test_server_or_skip() -> dict[str, Any]:
+    """:func:`pg_test_server`, after checking that it answers (else :func:`missing_service`)."""
+    server = pg_test_server()
+    try:
+        psycopg.connect(**server, dbname="postgres", connect_timeout=3).close()
+    except psycopg.OperationalError as exc:
+        where = f"{server['host']}:{server['port']}"
+        missing_service(f"no PostgreSQL at {where} ({exc}); set JETADMIN_TEST_PG_URL or start it")
+    return server

@@ -6,6 +6,7 @@ redirects, idempotency keys and webhook signatures. Nothing of httpx or of our c
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -68,8 +69,11 @@ USERS = [
 ]
 
 
-def rest_api(authorized: Callable[[Seen], bool] = lambda req: True) -> App:
-    """Users, a text and a scalar endpoint, status and slow endpoints, and an echo of the request."""
+def rest_api(
+    authorized: Callable[[Seen], bool] = lambda req: True, *, release: threading.Event | None = None
+) -> App:
+    """Users, a text and a scalar endpoint, status and slow endpoints, and an echo of the request.
+    ``/slow`` answers after 2 s, or, given ``release``, only once it is set (at most 30 s)."""
 
     def app(req: Seen) -> Reply:
         if req.path == "/api/healthz" and req.query.get("fail"):
@@ -88,6 +92,9 @@ def rest_api(authorized: Callable[[Seen], bool] = lambda req: True) -> App:
         if path.startswith("/status/"):
             return reply_json({"detail": f"the server chose {path[8:]}"}, int(path[8:]))
         if path == "/slow":
+            if release is not None:
+                release.wait(30)
+                return reply_json({"late": True})
             return Reply(200, {"late": True}, delay_s=2)
         if path == "/healthz":
             return reply_json({"ok": True})
@@ -266,12 +273,26 @@ def test_rest_status_codes_map_to_typed_errors(serve: Serve, loopback: None) -> 
 
 
 def test_rest_slow_server_times_out_fast(serve: Serve, loopback: None) -> None:
-    server = serve(rest_api())
+    """The server holds its answer for 30 s; the 0.5 s timeout must end the request soon after 0.5 s.
+    "Soon" is measured against the same request answered at once (a baseline taken here, so a loaded
+    machine slows both) with seconds of headroom; without the timeout it would take the full 30 s."""
+    release = threading.Event()
+    server = serve(rest_api(release=release))
+    config = {"base_url": server.url + "/api"}
     started = time.monotonic()
-    with pytest.raises(base.QueryTimeout, match=r"did not answer within 0\.5 s"):
-        RESTConnector({"base_url": server.url + "/api"}).execute({"path": "/slow"}, timeout_s=0.5)
-    assert time.monotonic() - started < 1.5
-    assert [s.path for s in server.seen] == ["/api/slow"]
+    assert RESTConnector(config).execute({"path": "/healthz"}, timeout_s=0.5).rows == [[True]]
+    baseline = time.monotonic() - started
+    try:
+        started = time.monotonic()
+        with pytest.raises(base.QueryTimeout, match=r"did not answer within 0\.5 s"):
+            RESTConnector(config).execute({"path": "/slow"}, timeout_s=0.5)
+        elapsed = time.monotonic() - started
+    finally:
+        release.set()
+    assert 0.5 <= elapsed < 0.5 + 5 * baseline + 3, (
+        f"timed out after {elapsed:.3f} s (baseline {baseline:.3f} s)"
+    )
+    assert [s.path for s in server.seen] == ["/api/healthz", "/api/slow"]
 
 
 def test_rest_connection_refused_is_unreachable(loopback: None) -> None:

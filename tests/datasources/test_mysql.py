@@ -5,7 +5,6 @@ an injection corpus that never writes. Skipped when no server answers, except un
 from __future__ import annotations
 
 import datetime
-import os
 import time
 import uuid
 from collections.abc import Iterator
@@ -17,6 +16,7 @@ import pytest
 
 from apps.datasources.connectors import base
 from apps.datasources.connectors.mysql import MySQLConnector
+from tests.conftest import missing_service
 from tests.datasources.test_connectors import INJECTIONS
 
 pytestmark = pytest.mark.usefixtures("local_servers")
@@ -47,10 +47,7 @@ def my_database() -> Iterator[str]:
     try:
         admin = admin_connection()
     except mysql.connector.Error as exc:
-        message = f"no MySQL/MariaDB at 127.0.0.1:3306 ({exc}); start it with `{START_HINT}`"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
+        missing_service(f"no MySQL/MariaDB at 127.0.0.1:3306 ({exc}); start it with `{START_HINT}`")
     name = f"jetadmin_mysql_{uuid.uuid4().hex[:8]}"
     cursor = admin.cursor()
     try:

@@ -23,6 +23,7 @@ from apps.datasources.connectors.s3 import S3Connector
 from tests.conftest import free_port
 
 LOOPBACK = ["127.0.0.0/8"]
+LOG_CONTENT_TYPE = "text/x-log; charset=utf-8"  # stored with logs/app.log; `get` must report it
 ANY_KEYS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing", "region_name": "us-east-1"}
 
 
@@ -49,7 +50,7 @@ def bucket(raw: Any, moto_endpoint: str, settings: Any) -> dict[str, Any]:
     raw.create_bucket(Bucket=name)
     for i in range(25):
         raw.put_object(Bucket=name, Key=f"reports/2024-{i:02d}.csv", Body=f"month,{i}\n".encode())
-    raw.put_object(Bucket=name, Key="logs/app.log", Body=b"started\n")
+    raw.put_object(Bucket=name, Key="logs/app.log", Body=b"started\n", ContentType=LOG_CONTENT_TYPE)
     raw.put_object(Bucket=name, Key="img/pixel.bin", Body=bytes([0x89, 0x50, 0xFF, 0x00, 0xFE]))
     return {
         "region": "us-east-1",
@@ -122,7 +123,7 @@ def test_get_text_binary_missing_and_size_cap(
     c = S3Connector(bucket)
     r = c.execute({"action": "get", "key": "%(k)s"}, {"k": "logs/app.log"})
     assert r.columns == ["key", "content_type", "size", "body"]
-    assert r.rows == [["logs/app.log", r.rows[0][1], 8, "started\n"]] and r.extra["encoding"] == "utf-8"
+    assert r.rows == [["logs/app.log", LOG_CONTENT_TYPE, 8, "started\n"]] and r.extra["encoding"] == "utf-8"
     assert not r.truncated
 
     binary = c.execute({"action": "get", "key": "img/pixel.bin"})

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import time
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from apps.tenancy.models import AuditLog
+from apps.workflows.engine import graph as graph_engine
 from apps.workflows.models import WorkflowInstance
 from tests.conftest import add_member, assert_error, token_client
 from tests.workflows import testnodes
@@ -146,6 +149,23 @@ def test_test_run_detail_events_and_stop(ctx, embedded_worker):
 
 
 @pytest.mark.django_db(transaction=True)
+def test_sync_wait_is_capped_by_the_server_setting(ctx, embedded_worker, settings):
+    client, w, _ = ctx
+    settings.JETADMIN_MAX_SYNC_WAIT_S = 0.3
+    slow = {
+        "nodes": [{"id": "start", "type": "start"}, {"id": "d", "type": "delay", "inputs": {"seconds": 60}}],
+        "edges": [{"from": "start", "to": "d"}],
+    }
+    wf = client.post(f"{w}/", {"name": "Slow", "graph": slow}, format="json").json()
+    started = time.monotonic()
+    r = client.post(f"{w}/{wf['id']}/execute/", {"mode": "sync", "timeout_s": 30}, format="json")
+    waited = time.monotonic() - started
+    assert r.status_code == 200 and r.json()["timed_out"] is True, r.content
+    assert 0.3 <= waited < 15, waited  # the cap, not the request's 30 s
+    assert client.post(f"{w}/instances/{r.json()['instance_id']}/cancel/").json()["status"] == "canceled"
+
+
+@pytest.mark.django_db(transaction=True)
 def test_sync_timeout_and_cancel_and_retry(ctx, embedded_worker):
     client, w, _ = ctx
     slow = {
@@ -247,13 +267,52 @@ GRAPHS = JSON | st.fixed_dictionaries(
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(graph=GRAPHS)
 def test_random_graphs_never_500(ctx, graph):
+    """Any JSON as a graph: never a 500, and exactly the engine's problems, field by field — listed by
+    validate, and as the details of create's 400 (created only when there are none)."""
     client, w, _ = ctx
-    r = client.post(f"{w}/validate/", {"graph": graph}, format="json")
-    assert r.status_code in (200, 400), r.content
-    r = client.post(f"{w}/", {"name": "fuzz", "graph": graph}, format="json")
-    assert r.status_code in (201, 400), r.content
-    if r.status_code == 400:
-        assert "graph" in r.json()["error"]["details"] or r.json()["error"]["details"]
+    validate = client.post(f"{w}/validate/", {"graph": graph}, format="json")
+    create = client.post(f"{w}/", {"name": "fuzz", "graph": graph}, format="json")
+    refused = None  # the request's own checks, before the engine sees the graph
+    if has_nul(graph):  # in any string or key: PostgreSQL's jsonb refuses it, so every database does
+        refused = {"body": ["It contains a NUL character (\\u0000), which cannot be stored."]}
+    elif graph is None:
+        refused = {"graph": ["This field may not be null."]}
+    if refused:
+        for r in (validate, create):
+            error = assert_error(r, 400, "validation_error")
+            assert error["details"] == refused, error
+        return
+    problems = engine_problems(graph)
+    assert validate.status_code == 200, validate.content
+    assert validate.json() == {"valid": not problems, "errors": problems}
+    if not problems:
+        assert create.status_code == 201, create.content
+        return
+    error = assert_error(create, 400)
+    assert error["details"] == {"graph": problems}, error
+    first = problems[0]
+    where = f"node {first['node_id']!r}, {first['field']}" if first["node_id"] else first["field"]
+    assert error["message"] == f"The workflow graph is invalid. {where}: {first['message']}"
+
+
+def has_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(has_nul(k) or has_nul(v) for k, v in value.items())
+    return isinstance(value, list) and any(has_nul(v) for v in value)
+
+
+def engine_problems(raw: Any) -> list[dict[str, Any]]:
+    """Every ``{node_id, field, message}`` the engine's graph builder reports for ``raw`` (none: valid)."""
+    try:
+        graph_engine.build(raw)
+    except graph_engine.GraphInvalid as exc:
+        problems = [e.as_dict() for e in exc.errors]
+        for p in problems:
+            assert set(p) == {"node_id", "field", "message"} and p["field"] and p["message"], p
+        return problems
+    return []
 
 
 BATTERY = {

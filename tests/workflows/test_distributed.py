@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 from django.conf import settings
 from django.db import connection
+from django.db.models import Sum
 
 from apps.tenancy import services as tenancy
 from apps.workflows import services
@@ -99,6 +100,69 @@ def workers(tmp_path: Path) -> Iterator[Callable[..., list[subprocess.Popen[byte
         _stop(proc, timeout=20)
 
 
+CLAIMS = "test_claims"
+
+
+@pytest.fixture
+def claims() -> Iterator[Callable[[], list[tuple[str, str, str, str]]]]:
+    """Who ran what: every claim of a node — its NodeRun turning ``running`` under a lease — with the
+    claimer's ``lease_owner`` (``host:pid:thread``, ``runtime.worker_id()``), recorded by a trigger in
+    the database the workers write to. (The owner is cleared when the node ends, so NodeRun alone
+    cannot tell afterwards.) Returns a reader of ``(instance_id, node_id, iteration, owner)`` rows."""
+    table = NodeRun._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"CREATE TABLE {CLAIMS} (instance_id text, node_id text, iteration text, owner text NOT NULL)"
+        )
+        cursor.execute(
+            f"""CREATE FUNCTION {CLAIMS}_record() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN
+              INSERT INTO {CLAIMS}
+                VALUES (NEW.instance_id::text, NEW.node_id, NEW.iteration, NEW.lease_owner);
+              RETURN NULL;
+            END $$"""  # noqa: S608 - constant table name
+        )
+        cursor.execute(
+            f"""CREATE TRIGGER {CLAIMS}_record AFTER UPDATE ON {table} FOR EACH ROW
+            WHEN (NEW.status = 'running' AND OLD.status <> 'running' AND NEW.lease_owner <> '')
+            EXECUTE FUNCTION {CLAIMS}_record()"""
+        )
+
+    def rows() -> list[tuple[str, str, str, str]]:
+        with connection.cursor() as cursor:
+            cursor.execute(f"SELECT instance_id, node_id, iteration, owner FROM {CLAIMS}")  # noqa: S608
+            return [(str(i), str(n), str(it), str(o)) for i, n, it, o in cursor.fetchall()]
+
+    yield rows
+    with connection.cursor() as cursor:
+        cursor.execute(f"DROP TRIGGER IF EXISTS {CLAIMS}_record ON {table}")
+        cursor.execute(f"DROP FUNCTION IF EXISTS {CLAIMS}_record()")
+        cursor.execute(f"DROP TABLE IF EXISTS {CLAIMS}")
+
+
+def _parent_pid(pid: int) -> int | None:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return int(stat.rsplit(")", 1)[1].split()[1])  # after "pid (comm)": state, then the parent's pid
+
+
+def runs_per_worker(
+    procs: list[subprocess.Popen[bytes]], claim_rows: list[tuple[str, str, str, str]]
+) -> dict[int, int]:
+    """``{worker index: nodes it ran}`` from the claims' owners: a ``celery worker`` runs nodes in its
+    pool's child processes, so an owner's pid is a child of the worker process (or that process)."""
+    index = {proc.pid: i for i, proc in enumerate(procs)}
+    counts: Counter[int] = Counter()
+    for _, node_id, _, owner in claim_rows:
+        pid = int(owner.split(":")[1])
+        worker = index.get(pid, index.get(_parent_pid(pid) or -1))
+        assert worker is not None, f"{node_id!r} was run by pid {pid}, not by a worker process ({owner})"
+        counts[worker] += 1
+    return dict(counts)
+
+
 def _wait_all(ids: list[Any], timeout: float) -> dict[str, int]:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -109,26 +173,35 @@ def _wait_all(ids: list[Any], timeout: float) -> dict[str, int]:
     return dict(Counter(WorkflowInstance.objects.filter(pk__in=ids).values_list("status", flat=True)))
 
 
-def test_sales_report_on_two_worker_processes(workers, owner_tenant):
-    workers()
+def test_sales_report_on_two_worker_processes(workers, owner_tenant, claims):
+    procs = workers()
     user, tenant = owner_tenant
-    instance = services.workflow_test(
-        actor=tenancy.Actor(user=user), tenant=tenant, graph=SALES_REPORT, input=SALES_INPUT
-    )
-    instance, timed_out = services.instance_wait(instance=instance, timeout_s=60)
-    assert not timed_out and instance.status == "succeeded", instance.error
-    assert instance.output == SALES_OUTPUT
+    actor = tenancy.Actor(user=user)
+    # A few reports at once, so that both workers get nodes to run (one run alone may fit in one).
+    ids = [
+        services.workflow_test(actor=actor, tenant=tenant, graph=SALES_REPORT, input=SALES_INPUT).id
+        for _ in range(6)
+    ]
+    statuses = _wait_all(ids, timeout=120)
+    assert statuses == {"succeeded": 6}, statuses
+    for instance in WorkflowInstance.objects.filter(pk__in=ids):
+        assert instance.output == SALES_OUTPUT
+    ran = NodeRun.objects.filter(instance_id__in=ids, status="succeeded", attempt__gte=1)
+    claimed = claims()
+    assert {(i, n, it) for i, n, it, _ in claimed} == {
+        (str(i), n, it) for i, n, it in ran.values_list("instance_id", "node_id", "iteration")
+    }
+    per_worker = runs_per_worker(procs, claimed)
+    assert set(per_worker) == {0, 1}, per_worker  # both worker processes ran nodes, nothing else did
     owners = {
-        o.split(":")[1]
-        for o in NodeRun.objects.filter(instance=instance).values_list("lease_owner", flat=True)
-        if o
+        o for o in NodeRun.objects.filter(instance_id__in=ids).values_list("lease_owner", flat=True) if o
     }
     assert not owners  # leases are released on completion
 
 
-def test_join_stress_every_join_runs_once(workers, owner_tenant):
+def test_join_stress_every_join_runs_once(workers, owner_tenant, claims):
     testnodes.ledger_create()
-    workers(count=2, concurrency=4)
+    procs = workers(count=2, concurrency=4)
     user, tenant = owner_tenant
     actor = tenancy.Actor(user=user)
     graph = diamond(8)
@@ -148,3 +221,8 @@ def test_join_stress_every_join_runs_once(workers, owner_tenant):
         assert instance.output == {
             "n": {f"b{i}": {"key": f"{instance.id}:b{i}", "value": i} for i in range(8)}
         }
+    claimed = claims()
+    attempts = NodeRun.objects.filter(instance_id__in=ids).aggregate(n=Sum("attempt"))["n"]
+    assert len(claimed) == attempts  # every attempt of every node was claimed by a worker process
+    per_worker = runs_per_worker(procs, claimed)
+    assert set(per_worker) == {0, 1} and min(per_worker.values()) >= 100, per_worker

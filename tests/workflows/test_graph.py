@@ -351,17 +351,33 @@ def test_graph_invalid_message_and_as_dict() -> None:
     }
 
 
-def test_condition_with_templated_branches_does_not_accept_true_false_edges() -> None:
-    errors_of(
+@pytest.mark.parametrize("handle", ["true", "false"])
+def test_condition_with_templated_branches_does_not_accept_true_false_edges(handle: str) -> None:
+    """With ``branches`` a condition's handles are the branch ids and ``default``; a template names no
+    ids when the graph is saved, so the template is refused, and so is an edge from ``true``/``false``."""
+    errors = errors_of(
         graph(
             [
                 node("s", "start"),
                 node("c", "condition", inputs={"branches": "{{s.branches}}"}),
                 node("e", "end"),
             ],
-            [edge("s", "c"), edge("c", "e", "true")],
+            [edge("s", "c"), edge("c", "e", handle)],
         )
     )
+    assert [e.as_dict() for e in errors] == [
+        {
+            "node_id": "c",
+            "field": "inputs.branches",
+            "message": "`branches` must be a list written in the graph, not a template: its ids are the "
+            "node's handles.",
+        },
+        {
+            "node_id": "c",
+            "field": "edges[1].sourceHandle",
+            "message": f"'c' (condition) has no handle {handle!r}; handles: default.",
+        },
+    ]
 
 
 # --- positive cases ------------------------------------------------------------------------------------
