@@ -3,14 +3,57 @@
 On the embedded default the broker is ``memory://`` and a worker thread inside the server process
 consumes it (see :mod:`jetadmin.embedded`); with ``REDIS_URL`` set, ``celery -A jetadmin worker`` and
 ``celery -A jetadmin beat`` run as separate processes.
+
+Database connections in workers: Celery's Django fixup closes every connection before and after each
+task (and, with Django's pool under prefork, the whole pool), so each task would pay for a new
+PostgreSQL connection. A prefork child runs one task at a time, so it keeps one persistent connection
+instead (``JETADMIN_WORKER_CONN_MAX_AGE``), and a connection that saw an error is checked and replaced
+after the task, which is how a worker recovers after a database restart. Thread-pool workers (the
+embedded one) give pooled connections back after each task.
 """
 
 import os
+from typing import Any
 
-from celery import Celery
+from celery import Celery, signals
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "jetadmin.settings")
 
 app = Celery("jetadmin")
 app.config_from_object("django.conf:settings", namespace="CELERY")
+# Read by Celery's Django fixup when a worker starts: close connections only every 2e9 tasks (never).
+app.conf.CELERY_DB_REUSE_MAX = 10**9
 app.autodiscover_tasks()
+
+
+_PERSISTENT = False  # set in a prefork child: it keeps one connection across tasks
+
+
+@signals.worker_process_init.connect
+def _persistent_connections(**_: Any) -> None:
+    """In a prefork child (one task at a time): no connection pool, one reused connection."""
+    global _PERSISTENT
+    from django.conf import settings
+
+    database = settings.DATABASES["default"]
+    if database.get("OPTIONS", {}).pop("pool", None) is not None:
+        database["CONN_MAX_AGE"] = settings.JETADMIN_WORKER_CONN_MAX_AGE
+        database["CONN_HEALTH_CHECKS"] = False  # a broken connection is found by its error instead
+    _PERSISTENT = True
+
+
+@signals.task_postrun.connect
+def _after_task(task: Any = None, **_: Any) -> None:
+    """Between tasks: drop a connection that saw an error (a database restart), give pooled ones back
+    (thread-pool workers), keep the rest."""
+    from django.db import connections
+
+    if task is not None and getattr(task.request, "is_eager", False):
+        return  # ran inline in the caller (tests, eager mode): its connection is the caller's
+    for conn in connections.all(initialized_only=True):
+        if conn.in_atomic_block:
+            continue
+        if conn.settings_dict.get("OPTIONS", {}).get("pool") and not _PERSISTENT:
+            conn.close()  # back to the pool
+        elif _PERSISTENT or conn.errors_occurred:
+            conn.close_if_unusable_or_obsolete()

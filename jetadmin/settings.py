@@ -103,13 +103,27 @@ TEMPLATES = [
 ]
 
 # --- database -------------------------------------------------------------------------------------
+# Bounded connections (README "Sizing"). On PostgreSQL every process but a Celery worker holds a psycopg
+# pool of at most JETADMIN_DB_POOL_SIZE connections: a burst of requests waits (up to
+# JETADMIN_DB_POOL_TIMEOUT_S) for one instead of opening more, and a connection found broken at checkout
+# is replaced (the pool recovers by itself after a database restart). A worker's prefork child runs one
+# task at a time, so it keeps one persistent connection instead (jetadmin/celery.py switches that on
+# at worker start): at most 2 per child, counting the lease renewer's thread.
+JETADMIN_DB_POOL_SIZE = env.int("JETADMIN_DB_POOL_SIZE", default=10)
+JETADMIN_DB_POOL_TIMEOUT_S = env.float("JETADMIN_DB_POOL_TIMEOUT_S", default=30.0)
+JETADMIN_WORKER_CONN_MAX_AGE = env.int("JETADMIN_WORKER_CONN_MAX_AGE", default=600)
 if env.str("DATABASE_URL", default=""):
     DATABASES = {"default": env.db("DATABASE_URL")}
     if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
-        DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("DATABASE_CONN_MAX_AGE", default=60))
-        # Off by default: with Celery resetting connections around every task, a health check is a
-        # SELECT 1 round trip per node. After a database restart one task fails and Django reconnects.
-        DATABASES["default"]["CONN_HEALTH_CHECKS"] = env.bool("DATABASE_CONN_HEALTH_CHECKS", default=False)
+        DATABASES["default"]["ENGINE"] = "jetadmin.db"  # Django's, with a pool that fails fast when down
+        DATABASES["default"]["CONN_MAX_AGE"] = 0  # the pool keeps the connections
+        DATABASES["default"]["CONN_HEALTH_CHECKS"] = env.bool("DATABASE_CONN_HEALTH_CHECKS", default=True)
+        DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+            "min_size": 1,
+            "max_size": JETADMIN_DB_POOL_SIZE,
+            "timeout": JETADMIN_DB_POOL_TIMEOUT_S,
+            "max_idle": 300,
+        }
 else:
     DATA_DIR.mkdir(parents=True, exist_ok=True)
     DATABASES = {
@@ -127,7 +141,7 @@ else:
         }
     }
 EMBEDDED = not env.str("REDIS_URL", default="")
-IS_POSTGRES = DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql"
+IS_POSTGRES = DATABASES["default"]["ENGINE"] == "jetadmin.db"
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 AUTH_USER_MODEL = "tenancy.User"
@@ -232,9 +246,12 @@ JETADMIN_LEASE_S = env.float("JETADMIN_LEASE_S", default=30.0)
 JETADMIN_REQUEUE_AFTER_S = env.float("JETADMIN_REQUEUE_AFTER_S", default=60.0)
 JETADMIN_MAX_LEASE_LOSSES = env.int("JETADMIN_MAX_LEASE_LOSSES", default=5)
 JETADMIN_MAX_SUBWORKFLOW_DEPTH = env.int("JETADMIN_MAX_SUBWORKFLOW_DEPTH", default=5)
-# Fair sharing (apps/workflows/engine/fairness.py); a tenant's own fields override these; 0 = no limit.
+# Fair shares of saturated workers (apps/workflows/engine/dispatch.py): nodes go to the broker while
+# fewer than this many messages wait there; beyond it they wait in the database and are let in by weight.
+JETADMIN_DISPATCH_BACKLOG = env.int("JETADMIN_DISPATCH_BACKLOG", default=16)
+# Opt-in hard limits (apps/workflows/engine/fairness.py); a tenant's own fields override these; 0 = none.
 JETADMIN_TENANT_MAX_RUNNING_NODES = env.int("JETADMIN_TENANT_MAX_RUNNING_NODES", default=0)
-JETADMIN_TENANT_MAX_STARTS_PER_MINUTE = env.int("JETADMIN_TENANT_MAX_STARTS_PER_MINUTE", default=600)
+JETADMIN_TENANT_MAX_STARTS_PER_MINUTE = env.int("JETADMIN_TENANT_MAX_STARTS_PER_MINUTE", default=0)
 JETADMIN_TOKEN_TTL_HOURS = env.int("JETADMIN_TOKEN_TTL_HOURS", default=24 * 14)
 JETADMIN_INVITE_TTL_HOURS = env.int("JETADMIN_INVITE_TTL_HOURS", default=24 * 7)
 

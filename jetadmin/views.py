@@ -20,7 +20,7 @@ from django.db import connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 
-from jetadmin.api.errors import error_response, outage_types
+from jetadmin.api.errors import error_response, log_outage, outage_types
 from jetadmin.celery import app as celery_app
 
 logger = logging.getLogger(__name__)
@@ -109,6 +109,7 @@ def page_not_found(request: HttpRequest, exception: Exception | None = None) -> 
 def server_error(request: HttpRequest) -> HttpResponse:
     raised = sys.exc_info()[1]
     if raised is not None and isinstance(raised, outage_types()):  # not a bug: a service is down
+        log_outage(raised, request)
         message = "A service jetadmin needs is unavailable; try again shortly."
         response: HttpResponse = (
             error_response(503, message)

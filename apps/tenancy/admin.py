@@ -24,7 +24,7 @@ class MembershipInline(admin.TabularInline):
 
 @admin.register(Tenant)
 class TenantAdmin(admin.ModelAdmin):
-    list_display = ["name", "id", "max_running_nodes", "max_starts_per_minute", "created_at"]
+    list_display = ["name", "id", "share_weight", "max_running_nodes", "max_starts_per_minute", "created_at"]
     search_fields = ["name", "id"]
     inlines = [MembershipInline]
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import uuid
 
 from django.contrib.auth.models import AbstractUser
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 
 # --- permission codes (CONTRACT "Accounts and tenancy") --------------------------------------------
@@ -68,6 +69,10 @@ class Tenant(UUIDModel):
     # Fair sharing on shared workers; empty = the JETADMIN_TENANT_* defaults (0 there = no limit).
     max_running_nodes = models.PositiveIntegerField(null=True, blank=True)
     max_starts_per_minute = models.PositiveIntegerField(null=True, blank=True)
+    # This tenant's share of saturated workers relative to the others (apps/workflows/engine/dispatch.py).
+    share_weight = models.PositiveIntegerField(
+        default=1, validators=[MinValueValidator(1), MaxValueValidator(1000)]
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

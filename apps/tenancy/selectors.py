@@ -134,6 +134,11 @@ def audit_log_list(
     return qs
 
 
+def tenant_share_weights(*, tenant_ids: list[Any]) -> dict[Any, int]:
+    """``{tenant id: share weight}`` (dispatch's weighted fair shares; absent tenants weigh 1)."""
+    return dict(Tenant.objects.filter(pk__in=tenant_ids).values_list("id", "share_weight"))
+
+
 def tenant_limits(*, tenant_id: Any) -> tuple[int | None, int | None]:
     """The tenant's fair-sharing overrides: (max running nodes, max run starts per minute); None = default."""
     row = (

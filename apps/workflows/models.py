@@ -168,6 +168,10 @@ class NodeRun(models.Model):
             models.Index(fields=["status", "available_at"], name="noderun_due"),
             # Fair sharing counts a tenant's running nodes at every claim: keep that scan tiny.
             models.Index(fields=["instance"], condition=models.Q(status="running"), name="noderun_running"),
+            # Held nodes (engine/dispatch.py) are found, oldest first, at every refill.
+            models.Index(
+                fields=["available_at", "id"], condition=models.Q(lease_owner="~held"), name="noderun_held"
+            ),
         ]
 
     def __str__(self) -> str:

@@ -9,12 +9,15 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from apps.workflows.engine import runtime
+from apps.workflows.engine import dispatch, runtime
 
 
 @shared_task(name="workflows.execute_node", acks_late=True, reject_on_worker_lost=True, ignore_result=True)
 def execute_node(instance_id: str, node_id: str, iteration: str = "") -> str | None:
-    return runtime.run_task(instance_id, node_id, iteration)
+    try:
+        return runtime.run_task(instance_id, node_id, iteration)
+    finally:
+        dispatch.after_task()  # a worker slot frees up: let held work in, in fair shares
 
 
 @shared_task(name="workflows.reconcile", ignore_result=True)

@@ -7,6 +7,8 @@ Every error is ``{"error": {"code", "message", "details"}}``. Domain code raises
 
 from __future__ import annotations
 
+import logging
+import re
 from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
@@ -16,6 +18,8 @@ from django.db import DataError
 from django.http import Http404, JsonResponse
 from rest_framework import exceptions, status
 from rest_framework.response import Response
+
+logger = logging.getLogger("jetadmin.outage")
 
 
 class ApplicationError(Exception):
@@ -68,6 +72,23 @@ def outage_types() -> tuple[type[BaseException], ...]:
     except ImportError:  # the embedded default may run without the redis client
         pass
     return tuple(types)
+
+
+_URL_CREDENTIALS = re.compile(r"(?i)(\b[a-z][a-z0-9+.-]*://)[^/@\s]*@")
+_PASSWORD_PAIRS = re.compile(r"(?i)\b(password|passwd|pwd|secret|token)\s*=\s*\S+")
+
+
+def outage_cause(exc: BaseException) -> str:
+    """``<class>: <first line of the message>``, with URL credentials and ``password=…`` pairs removed."""
+    message = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    message = _PASSWORD_PAIRS.sub(r"\1=***", _URL_CREDENTIALS.sub(r"\1***@", message))
+    return f"{type(exc).__module__}.{type(exc).__name__}: {message[:500]}"
+
+
+def log_outage(exc: BaseException, request: Any = None) -> None:
+    """The log line of a 503: which request, and what the database or broker said."""
+    where = f"{request.method} {request.path}" if request is not None else "a request"
+    logger.error("503 for %s: a backing service is unavailable (%s)", where, outage_cause(exc))
 
 
 class PayloadTooLarge(exceptions.APIException):
@@ -136,6 +157,7 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     if isinstance(exc, DjangoPermissionDenied):
         exc = exceptions.PermissionDenied()
     if isinstance(exc, outage_types()):
+        log_outage(exc, context.get("request"))
         exc = ServiceUnavailable()
 
     # Imported here: rest_framework.views imports the API settings, which import our authentication

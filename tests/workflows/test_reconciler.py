@@ -22,6 +22,7 @@ from apps.workflows import services
 from apps.workflows.engine import fairness, leases, runtime
 from apps.workflows.models import InstanceEvent, NodeRun, WorkflowInstance
 from jetadmin import embedded
+from jetadmin.celery import app
 from tests.conftest import ROOT, subprocess_env
 from tests.workflows import testnodes  # noqa: F401  (registers the "sleep" node type)
 from tests.workflows.test_sql_count import CHAIN
@@ -41,6 +42,7 @@ SLOW = {
 @pytest.fixture
 def start_run(owner_tenant):
     embedded.stop()  # nothing but this test may claim the nodes
+    app.control.purge()  # messages left by earlier tests would count as a saturated backlog
     fairness.clear()
     user, tenant = owner_tenant
 

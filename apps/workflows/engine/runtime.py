@@ -38,7 +38,7 @@ from django.conf import settings
 from django.db import OperationalError, connection, transaction
 from django.utils import timezone
 
-from apps.workflows.engine import events, fairness, leases, templates
+from apps.workflows.engine import dispatch, events, fairness, leases, templates
 from apps.workflows.engine import graph as graphs
 from apps.workflows.engine.states import (
     CANCELED,
@@ -184,21 +184,30 @@ class Effects:
         def send() -> None:
             if inline is not None:
                 _local.next = inline
-            from apps.workflows.tasks import execute_node
-
             if enqueue:
-                try:
-                    with execute_node.app.producer_or_acquire() as producer:  # one connection for a fan-out
-                        for instance_id, node_id, iteration in enqueue:
-                            execute_node.apply_async((instance_id, node_id, iteration), producer=producer)
-                except Exception as exc:  # the broker is down: the database has it, the reconciler sends it
-                    logger.warning(
-                        "could not send %d node message(s) (%s); the reconciler will", len(enqueue), exc
-                    )
-                    _send_soon(enqueue)
+                if dispatch.should_hold():  # the workers are saturated: wait for a fair share
+                    dispatch.hold(enqueue)
+                else:
+                    publish(enqueue)
             events.publish(published)
 
         transaction.on_commit(send)
+
+
+def publish(targets: list[tuple[str, str, str]]) -> None:
+    """Send "run node X of run R" messages, one broker connection for all of them. If the broker is down
+    the database still has the nodes: the reconciler's next pass sends them."""
+    from apps.workflows.tasks import execute_node
+
+    try:
+        with execute_node.app.producer_or_acquire() as producer:
+            for instance_id, node_id, iteration in targets:
+                execute_node.apply_async((instance_id, node_id, iteration), producer=producer)
+    except Exception as exc:
+        logger.warning("could not send %d node message(s) (%s); the reconciler will", len(targets), exc)
+        _send_soon(targets)
+        return
+    dispatch.published(len(targets))
 
 
 def _send_soon(targets: list[tuple[str, str, str]]) -> None:
@@ -245,6 +254,7 @@ def start(instance: WorkflowInstance, graph: graphs.Graph) -> WorkflowInstance:
     roots = set(graph.roots(None))
     hold = fairness.start_delay(str(instance.tenant_id))  # over the tenant's start rate: admitted, later
     first_at = timezone.now() + timedelta(seconds=hold) if hold else requeue_at()
+    held = not hold and dispatch.should_hold()  # saturated workers: the roots wait for a fair share
     for node_id in graph.members(None):
         inputs = graph.inputs(node_id)
         rows.append(
@@ -256,7 +266,8 @@ def start(instance: WorkflowInstance, graph: graphs.Graph) -> WorkflowInstance:
                 wait_any=graph.node_type(node_id) == "join" and inputs.get("mode") == "any",
                 status=QUEUED if node_id in roots else PENDING,
                 available_at=first_at if node_id in roots else None,
-                deferred=bool(hold) and node_id in roots,
+                deferred=bool(hold or held) and node_id in roots,
+                lease_owner=dispatch.HELD if held and node_id in roots else "",
             )
         )
     NodeRun.objects.bulk_create(rows)
@@ -267,7 +278,7 @@ def start(instance: WorkflowInstance, graph: graphs.Graph) -> WorkflowInstance:
         fx.event(iid, "instance.queued", status=instance.status)
     for node_id in sorted(roots):
         fx.node_event(iid, node_id, "", QUEUED, attempt=0)
-        if not hold:
+        if not hold and not held:
             fx.enqueue.append((iid, node_id, ""))
     fx.write()
     fx.after_commit()
@@ -1302,9 +1313,10 @@ class Reconciled:
     sent: int = 0  # queued nodes whose backoff ended or whose message is presumed lost: message sent
     woken: int = 0  # waiting nodes whose time came (delay, expiry): queued
     completed: int = 0  # scopes (runs, loop iterations, loops) left open by a worker that died
+    dispatched: int = 0  # held nodes sent into the broker's free room, in fair shares
 
     def total(self) -> int:
-        return self.expired + self.sent + self.woken + self.completed
+        return self.expired + self.sent + self.woken + self.completed + self.dispatched
 
 
 def reconcile(limit: int = 500) -> Reconciled:
@@ -1338,6 +1350,7 @@ def reconcile(limit: int = 500) -> Reconciled:
             fx.write()
             fx.after_commit()
     done.completed = _complete_stuck_scopes(limit)
+    done.dispatched = dispatch.refill()
     return done
 
 
@@ -1352,6 +1365,7 @@ def _send_due(now: dt.datetime, limit: int) -> int:
             NodeRun.objects.select_for_update(skip_locked=True, of=("self",))
             .filter(available_at__lte=now, status=QUEUED)
             .exclude(lease_owner=fairness.THROTTLED, instance__tenant_id__in=saturated)
+            .exclude(lease_owner=dispatch.HELD)  # dispatched in fair shares, never as "presumed lost"
             .order_by("available_at")
             .values_list("id", "instance_id", "node_id", "iteration", "lease_owner", "instance__tenant_id")
         )

@@ -37,7 +37,8 @@ class Command(BaseCommand):
                 continue
             self.stdout.write(
                 f"expired leases re-queued: {done.expired}, messages sent: {done.sent}, "
-                f"waiting nodes woken: {done.woken}, scopes completed: {done.completed}"
+                f"waiting nodes woken: {done.woken}, scopes completed: {done.completed}, "
+                f"held nodes dispatched: {done.dispatched}"
             )
             if every <= 0:
                 return

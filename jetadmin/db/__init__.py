@@ -1,0 +1,1 @@
+"""jetadmin's PostgreSQL backend: Django's, with a bounded pool that fails fast in an outage (base.py)."""
