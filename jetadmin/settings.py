@@ -220,7 +220,10 @@ if DEBUG:
 
 SPECTACULAR_SETTINGS = {
     "TITLE": "jetadmin API",
-    "DESCRIPTION": "Datasources, queries, workflows, widgets and dashboards. See CONTRACT.md.",
+    "DESCRIPTION": (
+        "Datasources, queries, workflows, widgets and dashboards. "
+        'Every error is {"error": {"code", "message", "details"}}.'
+    ),
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
     "SWAGGER_UI_DIST": "SIDECAR",  # vendored, pinned assets: the docs work offline
@@ -244,6 +247,9 @@ JETADMIN_MAX_SYNC_WAIT_S = env.float("JETADMIN_MAX_SYNC_WAIT_S", default=300.0)
 # many lost leases (dead or frozen workers) a node survives before it fails with "worker_lost".
 JETADMIN_LEASE_S = env.float("JETADMIN_LEASE_S", default=30.0)
 JETADMIN_REQUEUE_AFTER_S = env.float("JETADMIN_REQUEUE_AFTER_S", default=60.0)
+# Delays and retry backoffs due within this many seconds also get a broker timer (an ETA message) that
+# runs the node on time; later ones (and lost timers) are woken by the reconciler's pass.
+JETADMIN_TIMER_MAX_S = env.float("JETADMIN_TIMER_MAX_S", default=300.0)
 JETADMIN_MAX_LEASE_LOSSES = env.int("JETADMIN_MAX_LEASE_LOSSES", default=5)
 JETADMIN_MAX_SUBWORKFLOW_DEPTH = env.int("JETADMIN_MAX_SUBWORKFLOW_DEPTH", default=5)
 # Fair shares of saturated workers (apps/workflows/engine/dispatch.py): nodes go to the broker while

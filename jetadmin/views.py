@@ -1,7 +1,8 @@
 """Health probes and error pages.
 
 ``/healthz`` says the process is alive. ``/readyz`` checks what a request needs: the database, the
-Celery broker and the channel layer, and answers 503 naming what is down. The error handlers answer
+Celery broker and the channel layer, and answers 503 naming what is down; on PostgreSQL it also shows
+this process's connection pool (size, idle, waiting requests, total wait). The error handlers answer
 in the API's JSON error shape under ``/api/`` and with HTML pages elsewhere.
 """
 
@@ -22,6 +23,7 @@ from django.shortcuts import render
 
 from jetadmin.api.errors import error_response, log_outage, outage_types
 from jetadmin.celery import app as celery_app
+from jetadmin.db.base import pool_stats
 
 logger = logging.getLogger(__name__)
 
@@ -79,9 +81,11 @@ def readyz(request: HttpRequest) -> JsonResponse:
             results[name] = {"ok": False, "error": f"{type(exc).__name__}: {exc}"[:300]}
         else:
             results[name] = {"ok": True, "ms": round((time.perf_counter() - started) * 1000, 1)}
-    return JsonResponse(
-        {"status": "ok" if ok else "unavailable", "checks": results}, status=200 if ok else 503
-    )
+    body: dict[str, Any] = {"status": "ok" if ok else "unavailable", "checks": results}
+    stats = pool_stats(connection)
+    if stats is not None:  # this process's PostgreSQL pool: how often requests waited for a connection
+        body["database_pool"] = stats
+    return JsonResponse(body, status=200 if ok else 503)
 
 
 def _is_api(request: HttpRequest) -> bool:

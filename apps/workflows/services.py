@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from django.db import transaction
+from django.db import connection, transaction
 
 from apps.tenancy.models import Tenant
 from apps.tenancy.services import Actor, audit_log_write
@@ -35,6 +35,7 @@ from apps.workflows.models import (
     WorkflowVersion,
 )
 from jetadmin.api.errors import ApplicationError, Conflict
+from jetadmin.db.base import release_pooled_connection
 
 MSG_INVALID_GRAPH = "The workflow graph is invalid."
 MSG_NOT_FAILED = "Only a failed run can be retried (this one is {status})."
@@ -384,6 +385,7 @@ def instance_wait(*, instance: WorkflowInstance, timeout_s: float) -> tuple[Work
             return instance, False
         if time.monotonic() >= deadline:
             return instance, True
+        release_pooled_connection(connection)  # a waiting request holds no pooled connection
         time.sleep(delay)
         delay = min(delay * 1.5, 0.1)
 

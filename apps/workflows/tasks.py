@@ -20,6 +20,15 @@ def execute_node(instance_id: str, node_id: str, iteration: str = "") -> str | N
         dispatch.after_task()  # a worker slot frees up: let held work in, in fair shares
 
 
+@shared_task(name="workflows.wake_node", acks_late=True, reject_on_worker_lost=True, ignore_result=True)
+def wake_node(instance_id: str, node_id: str, iteration: str = "") -> str | None:
+    """Sent with an ETA at a delay's end or a retry's backoff: run the node as soon as it is due."""
+    try:
+        return runtime.wake(instance_id, node_id, iteration)
+    finally:
+        dispatch.after_task()
+
+
 @shared_task(name="workflows.reconcile", ignore_result=True)
 def reconcile() -> int:
     return runtime.reconcile().total()

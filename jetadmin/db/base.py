@@ -50,6 +50,38 @@ class OutageAwarePool(ConnectionPool):
         return connection
 
 
+POOL_STATS = (
+    "pool_min",
+    "pool_max",
+    "pool_size",
+    "pool_available",
+    "requests_waiting",
+    "requests_num",
+    "requests_queued",
+    "requests_wait_ms",
+    "requests_errors",
+    "connections_num",
+    "connections_errors",
+)
+
+
+def pool_stats(wrapper: Any) -> dict[str, int] | None:
+    """This process's pool figures (psycopg_pool's counters since start), or None without a pool."""
+    pool = getattr(wrapper, "pool", None)
+    if not isinstance(pool, ConnectionPool):
+        return None
+    stats = pool.get_stats()
+    return {name: int(stats.get(name, 0)) for name in POOL_STATS}
+
+
+def release_pooled_connection(wrapper: Any) -> None:
+    """Give this thread's pooled connection back while it waits for something else (a sync run's end),
+    so a waiting request does not keep one of the pool's few connections. No-op without a pool, or
+    inside a transaction."""
+    if getattr(wrapper, "pool", None) is not None and not wrapper.in_atomic_block:
+        wrapper.close()
+
+
 class DatabaseWrapper(base.DatabaseWrapper):
     _connection_pools: ClassVar[dict[str, Any]]  # Django's, one per alias and process
     _configure_connection: Callable[[Any], None]

@@ -258,7 +258,7 @@ def test_postgres_stopped_and_started_mid_run(stack: harness.Stack) -> None:
 
     workers = [stack.worker(f"w{i}", env, CONCURRENCY, supervised=True) for i in range(WORKERS)]
     reconciler = stack.reconciler(env)
-    _, url = stack.server(env)
+    server, url = stack.server(env)
     stack.wait_ready(workers)
     api = harness.Api(url, token)
     status, body = api.request(
@@ -296,8 +296,11 @@ def test_postgres_stopped_and_started_mid_run(stack: harness.Stack) -> None:
         f"reconciler log:\n{reconciler.tail(15)}\npostgres log:\n{cluster.log_tail()}"
     )
     check(figures, outage, statuses, diagnostics)
-    # Nothing answers a request without the database: every answer during the outage is a 503.
+    # Nothing answers a request without the database: every answer during the outage is a 503, and
+    # the server's log says why (the database's own error, not just "Service Unavailable").
     assert {c[2] for c in outage.during} == {503}, diagnostics
+    causes = [line for line in server.text().splitlines() if "503 for " in line]
+    assert causes and all("OperationalError" in line for line in causes), causes[:3]
     # The outage cost some node its save: it ran again (a second claim, a second execution of its
     # effect), and the effect stayed one row (checked above).
     assert figures["reclaimed_claims"] > 0 and figures["repeated_executions"] > 0, diagnostics

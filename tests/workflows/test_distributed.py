@@ -6,6 +6,7 @@ is the whole product). The in-process worker is stopped first so only the worker
 
 from __future__ import annotations
 
+import itertools
 import os
 import subprocess
 import sys
@@ -226,3 +227,47 @@ def test_join_stress_every_join_runs_once(workers, owner_tenant, claims):
     assert len(claimed) == attempts  # every attempt of every node was claimed by a worker process
     per_worker = runs_per_worker(procs, claimed)
     assert set(per_worker) == {0, 1} and min(per_worker.values()) >= 100, per_worker
+
+
+def test_short_delays_and_backoffs_fire_on_time_without_a_reconciler(workers, owner_tenant):
+    """Timers (engine ``set_timers``): no beat or reconciler runs here, so only the broker's timer
+    messages can wake these nodes — and they must do it within tens of milliseconds of the due time."""
+    workers(count=2, concurrency=2)
+    user, tenant = owner_tenant
+    actor = tenancy.Actor(user=user)
+    delays = [{"id": "start", "type": "start"}] + [
+        {"id": f"d{i}", "type": "delay", "inputs": {"seconds": 0.05}} for i in range(20)
+    ]
+    edges = [{"from": a["id"], "to": b["id"]} for a, b in itertools.pairwise(delays)]
+    chain = services.workflow_test(actor=actor, tenant=tenant, graph={"nodes": delays, "edges": edges})
+    chain, timed_out = services.instance_wait(instance=chain, timeout_s=30)
+    assert not timed_out and chain.status == "succeeded", chain.error
+    assert chain.ended_at is not None and chain.started_at is not None
+    took = (chain.ended_at - chain.started_at).total_seconds()
+    late = [
+        (r.ended_at - r.started_at).total_seconds() - 0.05
+        for r in NodeRun.objects.filter(instance=chain, node_type="delay")
+        if r.ended_at and r.started_at
+    ]
+    print(f"\n20 x delay 0.05 s: {took:.2f} s; each delay late by at most {max(late) * 1000:.0f} ms")
+    assert took < 2.0, took
+    assert len(late) == 20 and max(late) < 0.2, late
+
+    retry = {
+        "nodes": [
+            {"id": "start", "type": "start"},
+            {
+                "id": "x",
+                "type": "flaky",
+                "inputs": {"succeed_on": 3},
+                "retry": {"max_attempts": 3, "backoff_s": 0.1},
+            },
+        ],
+        "edges": [{"from": "start", "to": "x"}],
+    }
+    flaky = services.workflow_test(actor=actor, tenant=tenant, graph=retry)
+    flaky, timed_out = services.instance_wait(instance=flaky, timeout_s=30)
+    assert not timed_out and flaky.status == "succeeded", flaky.error
+    assert flaky.ended_at is not None and flaky.started_at is not None
+    took = (flaky.ended_at - flaky.started_at).total_seconds()
+    assert 0.3 <= took < 1.0, took  # backoffs 0.1 s + 0.2 s, each fired by its timer

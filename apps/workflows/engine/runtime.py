@@ -152,6 +152,7 @@ class Effects:
     enqueue: list[tuple[str, str, str]] = field(default_factory=list)
     checks: set[str] = field(default_factory=set)  # iteration keys whose scope may be complete
     inline: tuple[str, str, str] | None = None  # the successor this worker runs next, without a message
+    timers: list[tuple[str, str, str, dt.datetime]] = field(default_factory=list)  # wake at a due time
     _written: int = 0
 
     def event(
@@ -179,11 +180,13 @@ class Effects:
             InstanceEvent.objects.bulk_create(pending)
 
     def after_commit(self) -> None:
-        enqueue, published, inline = list(self.enqueue), list(self.events), self.inline
+        enqueue, published, inline, timers = list(self.enqueue), list(self.events), self.inline, self.timers
 
         def send() -> None:
             if inline is not None:
                 _local.next = inline
+            if timers:
+                set_timers(timers)
             if enqueue:
                 if dispatch.should_hold():  # the workers are saturated: wait for a fair share
                     dispatch.hold(enqueue)
@@ -192,6 +195,55 @@ class Effects:
             events.publish(published)
 
         transaction.on_commit(send)
+
+
+def set_timers(timers: list[tuple[str, str, str, dt.datetime]]) -> None:
+    """Ask the broker to wake these nodes at their due time (a delay's end, a retry's backoff), so they
+    run within milliseconds of it instead of at the reconciler's next tick. The database keeps the due
+    time: a lost timer message only means the reconciler wakes the node, as it did before. Due times
+    further away than ``JETADMIN_TIMER_MAX_S`` are left to the reconciler alone (a broker holds an ETA
+    message unacknowledged, and Redis redelivers those after its visibility timeout)."""
+    from apps.workflows.tasks import wake_node
+
+    now = timezone.now()
+    horizon = now + timedelta(seconds=settings.JETADMIN_TIMER_MAX_S)
+    try:
+        with wake_node.app.producer_or_acquire() as producer:
+            for instance_id, node_id, iteration, when in timers:
+                if when <= horizon:
+                    wake_node.apply_async((instance_id, node_id, iteration), eta=when, producer=producer)
+    except Exception as exc:  # the reconciler wakes them at its next pass
+        logger.warning("could not set %d timer(s) (%s); the reconciler will wake them", len(timers), exc)
+
+
+def wake(instance_id: str, node_id: str, iteration: str = "") -> str | None:
+    """A timer message: if this node's due time has come, make it runnable and run it in this worker.
+
+    Conditional like everything else, so a timer that arrives after the reconciler (or twice) does
+    nothing; one that arrives a little early is set again for the rest of the time.
+    """
+    now = timezone.now()
+    row = (
+        NodeRun.objects.filter(instance_id=_uuid(instance_id), node_id=node_id, iteration=iteration)
+        .values_list("id", "status", "deferred", "available_at")
+        .first()
+    )
+    if row is None or row[1] not in (WAITING, QUEUED) or (row[1] == QUEUED and not row[2]):
+        return None  # already woken, running or ended
+    run_id, status, _, due = row
+    if due is None:
+        return None
+    if due > now:
+        set_timers([(instance_id, node_id, iteration, due)])
+        return None
+    if status == WAITING:
+        if not _wake_waiting(run_id, instance_id, node_id, iteration, now, publish_it=False):
+            return None
+    elif not NodeRun.objects.filter(pk=run_id, status=QUEUED, deferred=True, available_at__lte=now).update(
+        deferred=False, available_at=requeue_at(now)
+    ):
+        return None
+    return run_task(instance_id, node_id, iteration)
 
 
 def publish(targets: list[tuple[str, str, str]]) -> None:
@@ -756,11 +808,12 @@ def _failed(a: Attempt, code: str, message: str, retryable: bool) -> str | None:
 
         def requeue() -> str | None:
             fx = Effects()
+            due = timezone.now() + timedelta(seconds=backoff)
             with transaction.atomic():
                 saved = NodeRun.objects.filter(pk=run_id, status=RUNNING, lease_owner=owner).update(
                     status=QUEUED,
                     deferred=True,
-                    available_at=timezone.now() + timedelta(seconds=backoff),
+                    available_at=due,
                     error=error,
                     input=inputs,
                     lease_owner="",
@@ -777,6 +830,7 @@ def _failed(a: Attempt, code: str, message: str, retryable: bool) -> str | None:
                     error=error,
                     retry_in_s=backoff,
                 )
+                fx.timers.append((run.instance_id, node_id, iteration, due))
                 fx.write()
                 fx.after_commit()
             return QUEUED
@@ -828,6 +882,8 @@ def _park(a: Attempt, wait: nodes.Wait) -> str | None:
         fx.node_event(
             run.instance_id, node_id, iteration, WAITING, attempt=attempt, until=until, kind=wait.kind
         )
+        if wait.until is not None:
+            fx.timers.append((run.instance_id, node_id, iteration, wait.until))
         if wait.kind != "timer":
             _mark_waiting(run.instance_id, fx)
         fx.write()
@@ -1337,21 +1393,30 @@ def reconcile(limit: int = 500) -> Reconciled:
         .values_list("id", "instance_id", "node_id", "iteration")[:limit]
     )
     for run_id, instance_id, node_id, iteration in due:
-        fx = Effects()
-        with transaction.atomic():
-            changed = NodeRun.objects.filter(pk=run_id, status=WAITING, available_at__lte=now).update(
-                status=QUEUED, deferred=False, available_at=requeue_at(now)
-            )
-            if changed:
-                fx.node_event(str(instance_id), node_id, iteration, QUEUED, attempt=0, reason="due")
-                _instance_to(str(instance_id), RUNNING, fx, only=WAITING)
-                fx.enqueue.append((str(instance_id), node_id, iteration))
-                done.woken += 1
-            fx.write()
-            fx.after_commit()
+        done.woken += _wake_waiting(run_id, str(instance_id), node_id, iteration, now)
     done.completed = _complete_stuck_scopes(limit)
     done.dispatched = dispatch.refill()
     return done
+
+
+def _wake_waiting(
+    run_id: int, instance_id: str, node_id: str, iteration: str, now: dt.datetime, *, publish_it: bool = True
+) -> bool:
+    """A waiting node whose time came (delay, expiry) becomes queued, journaled; published unless the
+    caller runs it itself. False when someone else woke it first."""
+    fx = Effects()
+    with transaction.atomic():
+        changed = NodeRun.objects.filter(pk=run_id, status=WAITING, available_at__lte=now).update(
+            status=QUEUED, deferred=False, available_at=requeue_at(now)
+        )
+        if changed:
+            fx.node_event(instance_id, node_id, iteration, QUEUED, attempt=0, reason="due")
+            _instance_to(instance_id, RUNNING, fx, only=WAITING)
+            if publish_it:
+                fx.enqueue.append((instance_id, node_id, iteration))
+        fx.write()
+        fx.after_commit()
+    return bool(changed)
 
 
 def _send_due(now: dt.datetime, limit: int) -> int:
