@@ -16,11 +16,21 @@ import os
 from typing import Any
 
 from celery import Celery, signals
+from django.conf import settings
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "jetadmin.settings")
 
 app = Celery("jetadmin")
-app.config_from_object("django.conf:settings", namespace="CELERY")
+# The CELERY_* Django settings, copied once as plain values. (``config_from_object("django.conf:settings",
+# namespace="CELERY")`` reads them through Django's lazy settings object on every lookup, and Celery
+# looks up a dozen settings per message: that was a third of the cost of publishing one.)
+app.conf.update(
+    {
+        name.removeprefix("CELERY_").lower(): getattr(settings, name)
+        for name in dir(settings)
+        if name.startswith("CELERY_")
+    }
+)
 # Read by Celery's Django fixup when a worker starts: close connections only every 2e9 tasks (never).
 app.conf.CELERY_DB_REUSE_MAX = 10**9
 app.autodiscover_tasks()
@@ -36,9 +46,14 @@ def _persistent_connections(**_: Any) -> None:
     from django.conf import settings
 
     database = settings.DATABASES["default"]
-    if database.get("OPTIONS", {}).pop("pool", None) is not None:
+    options = database.setdefault("OPTIONS", {})
+    if options.pop("pool", None) is not None:
         database["CONN_MAX_AGE"] = settings.JETADMIN_WORKER_CONN_MAX_AGE
         database["CONN_HEALTH_CHECKS"] = False  # a broken connection is found by its error instead
+        if not settings.JETADMIN_WORKER_SYNCHRONOUS_COMMIT:
+            # The engine's state changes need not wait for the disk: a node's claim or result lost
+            # in a PostgreSQL crash only means it runs again (docs/engine.md, "Durable execution").
+            options["options"] = f"{options.get('options', '')} -c synchronous_commit=off".strip()
     _PERSISTENT = True
 
 

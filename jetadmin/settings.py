@@ -112,6 +112,10 @@ TEMPLATES = [
 JETADMIN_DB_POOL_SIZE = env.int("JETADMIN_DB_POOL_SIZE", default=10)
 JETADMIN_DB_POOL_TIMEOUT_S = env.float("JETADMIN_DB_POOL_TIMEOUT_S", default=30.0)
 JETADMIN_WORKER_CONN_MAX_AGE = env.int("JETADMIN_WORKER_CONN_MAX_AGE", default=600)
+# Worker transactions commit without waiting for the WAL flush (half the cost of a hop per node): if
+# PostgreSQL itself crashes, the last fraction of a second of node claims and results may be lost, and
+# those nodes run again, as after a worker crash. Runs started through the API commit durably.
+JETADMIN_WORKER_SYNCHRONOUS_COMMIT = env.bool("JETADMIN_WORKER_SYNCHRONOUS_COMMIT", default=False)
 if env.str("DATABASE_URL", default=""):
     DATABASES = {"default": env.db("DATABASE_URL")}
     if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":

@@ -37,6 +37,7 @@ logger = logging.getLogger(__name__)
 
 HELD = "~held"  # the lease_owner of a queued node kept out of the broker until a refill dispatches it
 BACKLOG_CACHE_S = 0.01
+IDLE_CHECK_S = 0.1
 
 _state = threading.local()
 _lock = threading.Lock()
@@ -148,6 +149,11 @@ _shares = Shares()
 
 def refill(*, limit: int | None = None) -> int:
     """Dispatch held nodes into the free room of the backlog, in weighted fair shares; returns how many."""
+    return _refill(limit=limit)[0]
+
+
+def _refill(*, limit: int | None = None) -> tuple[int, bool]:
+    """(nodes dispatched, whether any node was held when it looked)."""
     from apps.tenancy import selectors as tenancy
     from apps.workflows.engine import runtime
     from apps.workflows.engine.states import QUEUED
@@ -155,12 +161,12 @@ def refill(*, limit: int | None = None) -> int:
 
     held_rows = NodeRun.objects.filter(status=QUEUED, lease_owner=HELD)
     if not held_rows.exists():
-        return 0
+        return 0, False
     room = target() - backlog(fresh=True)
     if limit is not None:
         room = min(room, limit)
     if room <= 0:
-        return 0
+        return 0, True
     held = dict(
         held_rows.values("instance__tenant_id")
         .annotate(n=Count("id"))
@@ -187,16 +193,19 @@ def refill(*, limit: int | None = None) -> int:
             sent += [(str(i), n, it) for _, i, n, it in picked]
     if sent:
         runtime.publish(sent)
-    return len(sent)
+    return len(sent), True
 
 
 def after_task() -> None:
-    """A worker finished a task: refill the backlog from held work (at most every few milliseconds)."""
+    """A worker finished a task: refill the backlog from held work. Checked every ``BACKLOG_CACHE_S``
+    while this process last found work held, else every ``IDLE_CHECK_S`` (work is only held while the
+    workers are saturated, so a process that has seen none for a while pays one query a tenth second)."""
     now = time.monotonic()
-    if now - getattr(_state, "last", 0.0) < BACKLOG_CACHE_S:
+    every = BACKLOG_CACHE_S if getattr(_state, "found", False) else IDLE_CHECK_S
+    if now - getattr(_state, "last", 0.0) < every:
         return
     _state.last = now
     try:
-        refill()
+        _state.found = _refill()[1]
     except Exception:  # never fail the task that just finished; the reconciler refills too
         logger.exception("dispatching held nodes failed")
