@@ -137,6 +137,47 @@ def wait_log(procs: Procs, names: list[str], text: str, timeout: float = 90) -> 
         time.sleep(0.2)
 
 
+# --- CPU accounting -------------------------------------------------------------------------------------
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def _proc_table() -> dict[int, tuple[int, str, float]]:
+    """``{pid: (ppid, command name, cpu seconds)}`` of every process."""
+    table = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue
+        name = stat[stat.index("(") + 1 : stat.rindex(")")]
+        fields = stat[stat.rindex(")") + 2 :].split()
+        table[int(entry)] = (int(fields[1]), name, (int(fields[11]) + int(fields[12])) / TICK)
+    return table
+
+
+def cpu_by_kind(roots: dict[str, list[int]]) -> dict[str, float]:
+    """CPU seconds so far of each named group of process trees, plus PostgreSQL and Redis."""
+    table = _proc_table()
+    children: dict[int, list[int]] = {}
+    for pid, (ppid, _, _) in table.items():
+        children.setdefault(ppid, []).append(pid)
+    out: dict[str, float] = {}
+    for kind, pids in roots.items():
+        stack, total = list(pids), 0.0
+        while stack:
+            pid = stack.pop()
+            if pid in table:
+                total += table[pid][2]
+                stack += children.get(pid, [])
+        out[kind] = total
+    out["postgres"] = sum(cpu for _, name, cpu in table.values() if name.startswith("postgres"))
+    out["redis"] = sum(cpu for _, name, cpu in table.values() if name.startswith("redis-server"))
+    out["load client"] = sum(cpu for pid, (_, _, cpu) in table.items() if pid == os.getpid())
+    return out
+
+
 # --- the HTTP load ---------------------------------------------------------------------------------------
 @dataclass
 class Burst:
@@ -147,6 +188,7 @@ class Burst:
     sent_s: float = 0.0  # until the last answer
     done_s: float | None = None  # until the last accepted run (or baseline row) was done
     peak_connections: int = 0
+    cpu: dict[str, float] = field(default_factory=dict)  # CPU seconds per process kind during the burst
 
     def line(self, label: str) -> str:
         lat = sorted(self.latencies)
@@ -160,6 +202,11 @@ class Burst:
             f"peak PG connections {self.peak_connections or '-'} | "
             f"statuses {dict(sorted(self.statuses.items()))}"
         )
+
+    def cpu_line(self) -> str:
+        per = 1000.0 / max(self.accepted, 1)
+        parts = " | ".join(f"{kind} {seconds * per:5.2f}" for kind, seconds in self.cpu.items())
+        return f"{'':<26} CPU s per 1000 accepted: {parts}"
 
     def completed_per_s(self) -> float:
         return self.accepted / self.done_s if self.done_s else 0.0
@@ -231,6 +278,7 @@ def fire(
     clients: int,
     done: Callable[[], int],
     connections: Callable[[], int] | None,
+    roots: dict[str, list[int]],
     timeout: float = 300,
 ) -> Burst:
     """Send ``total`` requests from ``clients`` connections; then wait until ``done()`` counts every
@@ -244,6 +292,7 @@ def fire(
                 burst.peak_connections = max(burst.peak_connections, connections() if connections else 0)
 
     before = done()
+    cpu_before = cpu_by_kind(roots)
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
     burst.started = time.perf_counter()
@@ -257,6 +306,8 @@ def fire(
         time.sleep(0.05)
     stop.set()
     sampler.join()
+    cpu_after = cpu_by_kind(roots)
+    burst.cpu = {kind: cpu_after[kind] - cpu_before.get(kind, 0.0) for kind in cpu_after}
     return burst
 
 
@@ -319,9 +370,10 @@ def distributed(args: argparse.Namespace, logdir: Path) -> Iterator[dict[str, An
             env,
         )
         names = []
+        workers = []
         for i in range(args.workers):
             names.append(f"worker{i}")
-            procs.start(
+            worker = procs.start(
                 names[-1],
                 [
                     sys.executable,
@@ -343,7 +395,8 @@ def distributed(args: argparse.Namespace, logdir: Path) -> Iterator[dict[str, An
                 ],
                 {**env, "LOG_LEVEL": "INFO"},
             )
-        procs.start(
+            workers.append(worker.pid)
+        beat = procs.start(
             "beat",
             [
                 sys.executable,
@@ -365,6 +418,7 @@ def distributed(args: argparse.Namespace, logdir: Path) -> Iterator[dict[str, An
         yield {
             "port": port,
             "account": acct,
+            "roots": {"web": [server.pid], "workers": workers, "beat": [beat.pid]},
             "runs_done": pg_counter(
                 db_url,
                 "SELECT COUNT(*) FROM workflows_workflowinstance WHERE status IN "
@@ -411,6 +465,7 @@ def embedded(args: argparse.Namespace, logdir: Path) -> Iterator[dict[str, Any]]
         yield {
             "port": port,
             "account": acct,
+            "roots": {"server (web + worker)": [server.pid]},
             "runs_done": counter(
                 "SELECT COUNT(*) FROM workflows_workflowinstance "
                 "WHERE status IN ('succeeded', 'failed', 'canceled')"
@@ -447,10 +502,14 @@ def measure(name: str, setup: Any, args: argparse.Namespace) -> None:
             f"baseline {unloaded(host, port, baseline):.1f} ms"
         )
         for clients in args.clients:
-            b = fire(host, port, baseline, args.runs, clients, s["baseline_done"], s["connections"])
+            b = fire(
+                host, port, baseline, args.runs, clients, s["baseline_done"], s["connections"], s["roots"]
+            )
             print(b.line(f"baseline, {clients} clients"))
-            r = fire(host, port, execute, args.runs, clients, s["runs_done"], s["connections"])
+            print(b.cpu_line())
+            r = fire(host, port, execute, args.runs, clients, s["runs_done"], s["connections"], s["roots"])
             print(r.line(f"jetadmin, {clients} clients"))
+            print(r.cpu_line())
             share = r.completed_per_s() / b.completed_per_s() if b.completed_per_s() else 0
             print(f"{'':<26} completed runs/s as a share of the baseline: {share:.2f}")
         print(f"runs not succeeded: {s['failed']()}")

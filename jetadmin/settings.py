@@ -110,6 +110,9 @@ TEMPLATES = [
 # task at a time, so it keeps one persistent connection instead (jetadmin/celery.py switches that on
 # at worker start): at most 2 per child, counting the lease renewer's thread.
 JETADMIN_DB_POOL_SIZE = env.int("JETADMIN_DB_POOL_SIZE", default=10)
+# Threads per web process running Django's views (jetadmin/asgi.py); a sync execute waiting for its run
+# holds one (not a database connection), so there are more threads than pooled connections.
+JETADMIN_WEB_THREADS = env.int("JETADMIN_WEB_THREADS", default=32)
 JETADMIN_DB_POOL_TIMEOUT_S = env.float("JETADMIN_DB_POOL_TIMEOUT_S", default=30.0)
 JETADMIN_WORKER_CONN_MAX_AGE = env.int("JETADMIN_WORKER_CONN_MAX_AGE", default=600)
 # Worker transactions commit without waiting for the WAL flush (half the cost of a hop per node): if
@@ -122,6 +125,14 @@ if env.str("DATABASE_URL", default=""):
         DATABASES["default"]["ENGINE"] = "jetadmin.db"  # Django's, with a pool that fails fast when down
         DATABASES["default"]["CONN_MAX_AGE"] = 0  # the pool keeps the connections
         DATABASES["default"]["CONN_HEALTH_CHECKS"] = env.bool("DATABASE_CONN_HEALTH_CHECKS", default=True)
+        # Statements run again and again (the engine's claim and finish, the API's lookups) are prepared
+        # once per connection and not planned again: server-side binding, prepared after 5 uses. Set
+        # JETADMIN_DB_PREPARE_THRESHOLD=0 behind a PgBouncer older than 1.21 (no prepared statements).
+        if env.int("JETADMIN_DB_PREPARE_THRESHOLD", default=5):
+            DATABASES["default"].setdefault("OPTIONS", {}).update(
+                server_side_binding=True,
+                prepare_threshold=env.int("JETADMIN_DB_PREPARE_THRESHOLD", default=5),
+            )
         DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
             "min_size": 1,
             "max_size": JETADMIN_DB_POOL_SIZE,

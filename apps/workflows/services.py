@@ -6,7 +6,9 @@ the same transaction, and leaves execution to :mod:`apps.workflows.engine.runtim
 
 from __future__ import annotations
 
+import threading
 import time
+from collections import OrderedDict
 from typing import Any
 
 from django.db import connection, transaction
@@ -73,6 +75,25 @@ def graph_problems(raw: Any) -> list[dict[str, Any]]:
 def graph_normalized(raw: Any) -> dict[str, Any]:
     data, _ = graphs.normalize(raw)
     return data
+
+
+_version_graphs: OrderedDict[Any, tuple[graphs.Graph, dict[str, Any]]] = OrderedDict()
+_version_lock = threading.Lock()
+
+
+def version_graph(version: WorkflowVersion) -> tuple[graphs.Graph, dict[str, Any]]:
+    """A saved version's graph, validated and normalized once per process: versions never change."""
+    with _version_lock:
+        hit = _version_graphs.get(version.pk)
+        if hit is not None:
+            _version_graphs.move_to_end(version.pk)
+            return hit
+    built = (graph_build(version.graph), graph_normalized(version.graph))
+    with _version_lock:
+        _version_graphs[version.pk] = built
+        while len(_version_graphs) > 256:
+            _version_graphs.popitem(last=False)
+    return built
 
 
 # --- definitions ------------------------------------------------------------------------------------
@@ -154,7 +175,10 @@ def _create_run(
     version: WorkflowVersion | None = None,
     is_test: bool = False,
 ) -> WorkflowInstance:
-    graph = graph_build(graph_raw)
+    if version is not None:
+        graph, normalized = version_graph(version)
+    else:
+        graph, normalized = graph_build(graph_raw), graph_normalized(graph_raw)
     if input is None:
         input = {}
     instance = WorkflowInstance.objects.create(
@@ -162,7 +186,7 @@ def _create_run(
         workflow=workflow,
         version=version,
         is_test=is_test,
-        graph=graph_normalized(graph_raw),
+        graph=normalized,
         input=input,
         trigger=trigger,
         created_by=actor.user,

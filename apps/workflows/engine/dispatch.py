@@ -152,21 +152,25 @@ def refill(*, limit: int | None = None) -> int:
     return _refill(limit=limit)[0]
 
 
-def _refill(*, limit: int | None = None) -> tuple[int, bool]:
-    """(nodes dispatched, whether any node was held when it looked)."""
+def _refill(*, limit: int | None = None, min_room: int = 1) -> tuple[int, bool | None]:
+    """(nodes dispatched, whether any node was held when it looked; None if it did not look).
+
+    The backlog is measured first (one Redis command): with less room than ``min_room`` nothing more
+    is asked of the database, so workers refill in batches rather than one query round per node.
+    """
     from apps.tenancy import selectors as tenancy
     from apps.workflows.engine import runtime
     from apps.workflows.engine.states import QUEUED
     from apps.workflows.models import NodeRun
 
-    held_rows = NodeRun.objects.filter(status=QUEUED, lease_owner=HELD)
-    if not held_rows.exists():
-        return 0, False
     room = target() - backlog(fresh=True)
     if limit is not None:
         room = min(room, limit)
-    if room <= 0:
-        return 0, True
+    if room < max(1, min_room):
+        return 0, None
+    held_rows = NodeRun.objects.filter(status=QUEUED, lease_owner=HELD)
+    if not held_rows.exists():
+        return 0, False
     held = dict(
         held_rows.values("instance__tenant_id")
         .annotate(n=Count("id"))
@@ -206,6 +210,8 @@ def after_task() -> None:
         return
     _state.last = now
     try:
-        _state.found = _refill()[1]
+        _, found = _refill(min_room=target() // 2)
+        if found is not None:
+            _state.found = found
     except Exception:  # never fail the task that just finished; the reconciler refills too
         logger.exception("dispatching held nodes failed")

@@ -121,18 +121,39 @@ def run_data(instance_id: str) -> RunData:
             _cache.move_to_end(instance_id)
             return data
     row = WorkflowInstance.objects.values(
-        "tenant_id", "graph", "input", "parent_id", "parent_node", "parent_iteration"
+        "tenant_id", "version_id", "graph", "input", "parent_id", "parent_node", "parent_iteration"
     ).get(pk=instance_id)
     parent = (
         (str(row["parent_id"]), row["parent_node"], row["parent_iteration"]) if row["parent_id"] else None
     )
-    graph = graphs.build(row["graph"], trusted=True)
+    graph = _graph_of(row["version_id"], row["graph"])
     data = RunData(instance_id, str(row["tenant_id"]), graph, row["input"], parent)
     with _cache_lock:
         _cache[instance_id] = data
         while len(_cache) > CACHE_SIZE:
             _cache.popitem(last=False)
     return data
+
+
+_graphs: OrderedDict[Any, graphs.Graph] = OrderedDict()
+
+
+def _graph_of(version_id: Any, raw: Any) -> graphs.Graph:
+    """A run's pinned graph, built once per saved version and process (versions never change; a test
+    run's unsaved graph is built each time)."""
+    if version_id is None:
+        return graphs.build(raw, trusted=True)
+    with _cache_lock:
+        graph = _graphs.get(version_id)
+        if graph is not None:
+            _graphs.move_to_end(version_id)
+            return graph
+    graph = graphs.build(raw, trusted=True)
+    with _cache_lock:
+        _graphs[version_id] = graph
+        while len(_graphs) > CACHE_SIZE:
+            _graphs.popitem(last=False)
+    return graph
 
 
 # --- journal ------------------------------------------------------------------------------------------
@@ -755,10 +776,108 @@ def _succeed_in_one_statement(a: Attempt, output: Any, route: str) -> tuple[bool
     return True, SUCCEEDED
 
 
+# PostgreSQL, a top-level node with no successors (the end of a chain) in a run with no parent: save the
+# output, journal it and — when nothing else of the run is open — end the run with its output and
+# journal that, in ONE statement. The open-nodes check sees the snapshot before the statement, so two
+# sinks ending at the same moment may each see the other open: then neither ends the run here, and the
+# general check after commit (complete_scope) does.
+_SINK_SQL = """
+WITH me AS (
+  UPDATE {runs} SET status = 'succeeded', output = %(output)s, route = %(route)s, input = %(input)s,
+         error = NULL, ended_at = %(now)s, lease_owner = '', lease_expires_at = NULL
+   WHERE id = %(run_id)s AND status = 'running' AND lease_owner = %(owner)s
+  RETURNING id
+), ev AS (
+  INSERT INTO {events} (instance_id, type, node_id, iteration, data, at)
+  SELECT %(iid)s, 'node.succeeded', %(node_id)s, '', %(data)s, %(now)s FROM me
+  RETURNING id, type, data
+), run AS (
+  UPDATE {instances} SET status = 'succeeded', ended_at = %(now)s,
+         output = CASE WHEN %(is_end)s THEN %(output)s ELSE (
+           SELECT r.output FROM {runs} r WHERE r.instance_id = %(iid)s AND r.node_type = 'end'
+              AND r.status = 'succeeded' AND r.iteration = '' ORDER BY r.ended_at DESC, r.id DESC LIMIT 1
+         ) END
+   WHERE id = %(iid)s AND status = ANY(%(sources)s) AND EXISTS (SELECT 1 FROM me)
+     AND NOT EXISTS (SELECT 1 FROM {runs} o WHERE o.instance_id = %(iid)s AND o.id <> %(run_id)s
+                     AND o.status = ANY(%(open)s))
+  RETURNING output
+), run_ev AS (
+  INSERT INTO {events} (instance_id, type, node_id, iteration, data, at)
+  SELECT %(iid)s, 'instance.succeeded', '', '',
+         jsonb_build_object('status', 'succeeded', 'output', run.output), %(now)s FROM run
+  RETURNING id, type, data
+)
+SELECT id, type, data FROM ev UNION ALL SELECT id, type, data FROM run_ev
+"""
+
+
+def _succeed_sink_in_one_statement(a: Attempt, output: Any, route: str) -> tuple[bool, str | None]:
+    """The single-statement end of a top-level sink; (False, None) when it does not apply."""
+    run, node_id, iteration, run_id, owner, attempt, inputs = a.fields()
+    if (
+        connection.vendor != "postgresql"
+        or connection.in_atomic_block
+        or iteration
+        or run.parent is not None
+        or run.graph.settles(node_id)
+        or run.graph.scope.get(node_id) is not None
+    ):
+        return False, None
+    from psycopg.types.json import Jsonb
+
+    fx = Effects()
+    fx.node_event(run.instance_id, node_id, iteration, SUCCEEDED, attempt=attempt, output=output)
+    now = timezone.now()
+    params: dict[str, Any] = {
+        "output": Jsonb(output),
+        "route": route,
+        "input": Jsonb(inputs),
+        "now": now,
+        "run_id": run_id,
+        "owner": owner,
+        "iid": _uuid(run.instance_id),
+        "node_id": node_id,
+        "data": Jsonb(fx.events[0].data),
+        "is_end": run.graph.node_type(node_id) == "end",
+        "sources": instance_sources(SUCCEEDED),
+        "open": sorted(NODE_OPEN),
+    }
+    sql = _SINK_SQL.format(
+        runs=NodeRun._meta.db_table,
+        events=InstanceEvent._meta.db_table,
+        instances=WorkflowInstance._meta.db_table,
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        rows = cursor.fetchall()
+    if not rows:
+        return True, None  # lost the lease, or the run was canceled meanwhile
+    fx.events = [
+        InstanceEvent(
+            id=event_id,
+            instance_id=_uuid(run.instance_id),
+            type=kind,
+            node_id=node_id if kind == "node.succeeded" else "",
+            iteration="",
+            data=data,
+            at=now,
+        )
+        for event_id, kind, data in rows
+    ]
+    fx._written = len(fx.events)
+    if len(rows) == 1:  # the run did not end here: something else may still be open
+        fx.checks.add("")
+    fx.after_commit()
+    _check_scopes(run.instance_id, fx)
+    return True, SUCCEEDED
+
+
 def _succeed(a: Attempt, output: Any, route: str, *, from_status: str = RUNNING) -> str | None:
     run, node_id, iteration, run_id, owner, attempt, inputs = a.fields()
     if from_status == RUNNING and owner is not None:
         done, status = _succeed_in_one_statement(a, output, route)
+        if not done:
+            done, status = _succeed_sink_in_one_statement(a, output, route)
         if done:
             return status
     fx = Effects()
