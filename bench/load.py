@@ -54,6 +54,10 @@ GRAPH = {
     "edges": [{"from": "start", "to": "pick"}, {"from": "pick", "to": "end"}],
 }
 BASELINE_TABLE = "CREATE TABLE bench_baseline (id bigserial PRIMARY KEY, done boolean NOT NULL DEFAULT false)"
+CHAIN = {  # 40 trivial nodes in a row (bench/engine.py's W1), for the sync execute comparison
+    "nodes": [{"id": "n0", "type": "start"}] + [{"id": f"n{i}", "type": "fanout"} for i in range(1, 40)],
+    "edges": [{"from": f"n{i}", "to": f"n{i + 1}"} for i in range(39)],
+}
 RUN_INPUT = {"rows": [{"n": 1}, {"n": 2}, {"n": 3}]}
 ACCOUNT = """
 import json
@@ -65,7 +69,10 @@ actor = services.Actor(user=user)
 tenant = services.tenant_create(actor=actor, name="Load")
 _, raw = services.auth_token_create(user=user)
 flow = workflows.workflow_create(actor=actor, tenant=tenant, name="load", graph=json.loads({graph!r}))
-print("LOAD-ACCOUNT " + json.dumps({{"tenant": str(tenant.id), "token": raw, "workflow": str(flow.id)}}))
+chain = workflows.workflow_create(actor=actor, tenant=tenant, name="chain", graph=json.loads({chain!r}))
+print("LOAD-ACCOUNT " + json.dumps({{
+    "tenant": str(tenant.id), "token": raw, "workflow": str(flow.id), "chain": str(chain.id)
+}}))
 """
 
 
@@ -110,7 +117,7 @@ def manage(env: dict[str, str], *args: str) -> str:
 
 
 def account(env: dict[str, str]) -> dict[str, str]:
-    out = manage(env, "shell", "-c", ACCOUNT.format(graph=json.dumps(GRAPH)))
+    out = manage(env, "shell", "-c", ACCOUNT.format(graph=json.dumps(GRAPH), chain=json.dumps(CHAIN)))
     line = next(line for line in out.splitlines() if line.startswith("LOAD-ACCOUNT "))
     return dict(json.loads(line.removeprefix("LOAD-ACCOUNT ")))
 
@@ -495,11 +502,20 @@ def measure(name: str, setup: Any, args: argparse.Namespace) -> None:
             {"input": RUN_INPUT, "mode": "sync", "timeout_s": 10},
         )
         baseline = http_request("POST", host, port, "/bench/baseline/", acct["token"], {})
+        chain = http_request(
+            "POST",
+            host,
+            port,
+            f"{base}/{acct['chain']}/execute/",
+            acct["token"],
+            {"mode": "sync", "timeout_s": 30},
+        )
         print(f"\n== {name}")
         print(
             f"unloaded p50: execute (async) {unloaded(host, port, execute):.1f} ms | "
             f"execute (sync, run to its end) {unloaded(host, port, sync):.1f} ms | "
-            f"baseline {unloaded(host, port, baseline):.1f} ms"
+            f"baseline {unloaded(host, port, baseline):.1f} ms | "
+            f"40-node chain (sync) {unloaded(host, port, chain, count=15):.1f} ms"
         )
         for clients in args.clients:
             b = fire(

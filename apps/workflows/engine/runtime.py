@@ -136,6 +136,38 @@ def run_data(instance_id: str) -> RunData:
 
 
 _graphs: OrderedDict[Any, graphs.Graph] = OrderedDict()
+# Outputs of top-level nodes this process saved as succeeded, newest last: a saved output never changes,
+# so the next node of a chain run in this worker reads its context from here instead of the database.
+# Kept as the JSON text that was saved, so a reader gets exactly what the database would give it.
+_outputs: OrderedDict[tuple[str, str], str] = OrderedDict()
+OUTPUTS_KEPT = 256
+
+
+def _remember_output(instance_id: str, node_id: str, iteration: str, saved_json: str) -> None:
+    if iteration:
+        return
+    with _cache_lock:
+        _outputs[(instance_id, node_id)] = saved_json
+        while len(_outputs) > OUTPUTS_KEPT:
+            _outputs.popitem(last=False)
+
+
+def _recent_outputs(instance_id: str, wanted: set[str]) -> dict[str, Any] | None:
+    """The wanted outputs if this process saved every one of them, else None (read the database)."""
+    with _cache_lock:
+        try:
+            texts = {node_id: _outputs[(instance_id, node_id)] for node_id in wanted}
+        except KeyError:
+            return None
+    return {node_id: json.loads(text) for node_id, text in texts.items()}
+
+
+def _saved_json(output: Any) -> tuple[str, Any]:
+    """The output's JSON text, and a psycopg parameter that sends that very text."""
+    from psycopg.types.json import Jsonb
+
+    text = json.dumps(output)
+    return text, Jsonb(output, dumps=lambda _value: text)
 
 
 def _graph_of(version_id: Any, raw: Any) -> graphs.Graph:
@@ -173,6 +205,7 @@ class Effects:
     enqueue: list[tuple[str, str, str]] = field(default_factory=list)
     checks: set[str] = field(default_factory=set)  # iteration keys whose scope may be complete
     inline: tuple[str, str, str] | None = None  # the successor this worker runs next, without a message
+    inline_claim: tuple[int, int, Any] | None = None  # (row id, attempt, state) if already claimed for it
     timers: list[tuple[str, str, str, dt.datetime]] = field(default_factory=list)  # wake at a due time
     _written: int = 0
 
@@ -202,10 +235,12 @@ class Effects:
 
     def after_commit(self) -> None:
         enqueue, published, inline, timers = list(self.enqueue), list(self.events), self.inline, self.timers
+        inline_claim = self.inline_claim
 
         def send() -> None:
             if inline is not None:
                 _local.next = inline
+                _local.claim = inline_claim
             if timers:
                 set_timers(timers)
             if enqueue:
@@ -398,21 +433,43 @@ _FAIR_SQL = """
 
 # On PostgreSQL the claim writes its "running" journal row in the same statement (one round trip).
 _CLAIM_AND_JOURNAL_SQL = """
-WITH claimed AS ({claim}),
+WITH claimed AS ({claim}),{starts}
 journal AS (
   INSERT INTO {events} (instance_id, type, node_id, iteration, data, at)
   SELECT %s, 'node.running', %s, %s, jsonb_build_object('status', 'running', 'attempt', claimed.attempt), %s
-    FROM claimed
-  RETURNING id
+    FROM claimed{started}
+  RETURNING id, type
 )
-SELECT claimed.id, claimed.attempt, claimed.state, (SELECT id FROM journal) FROM claimed
+SELECT claimed.id, claimed.attempt, claimed.state,
+       (SELECT id FROM journal WHERE type = 'node.running'),
+       (SELECT id FROM journal WHERE type = 'instance.running')
+  FROM claimed
 """
+# A root node's claim also marks its run running (the first claim only), journaled after the node's
+# own "running" row: the same statement, and the same order as the general path.
+_CLAIM_STARTS_RUN_SQL = """
+run AS (
+  UPDATE {instances} SET status = 'running', started_at = %s
+   WHERE id = %s AND status = 'queued' AND EXISTS (SELECT 1 FROM claimed)
+  RETURNING id
+),"""
+_CLAIM_STARTS_RUN_JOURNAL_SQL = """
+  UNION ALL
+  SELECT %s, 'instance.running', '', '', '{"status": "running"}'::jsonb, %s FROM run"""
 
 
 def _claim(
-    run: RunData, node_id: str, iteration: str, owner: str, lease_s: float, *, continuation: bool = False
-) -> tuple[int, int, Any, InstanceEvent | None] | None:
-    """Claim a queued node; returns (row id, attempt, state, its journal row if already written)."""
+    run: RunData,
+    node_id: str,
+    iteration: str,
+    owner: str,
+    lease_s: float,
+    *,
+    continuation: bool = False,
+    starts_run: bool = False,
+) -> tuple[int, int, Any, list[InstanceEvent] | None] | None:
+    """Claim a queued node; returns (row id, attempt, state, the journal rows it wrote — None when the
+    caller must journal the claim and, for ``starts_run``, the run's start itself)."""
     instance_id = run.instance_id
     now = timezone.now()
     journal = connection.vendor == "postgresql"
@@ -425,8 +482,17 @@ def _claim(
     sql = _CLAIM_SQL.format(table=NodeRun._meta.db_table, fair=fair_sql)
     extra: list[Any] = []
     if journal:
-        sql = _CLAIM_AND_JOURNAL_SQL.format(claim=sql.strip(), events=InstanceEvent._meta.db_table)
         extra = [_db_id(instance_id), node_id, iteration, now]
+        if starts_run:  # parameters in the order they appear: the run's update, then the journal rows
+            extra = [now, _db_id(instance_id), *extra, _db_id(instance_id), now]
+        sql = _CLAIM_AND_JOURNAL_SQL.format(
+            claim=sql.strip(),
+            events=InstanceEvent._meta.db_table,
+            starts=_CLAIM_STARTS_RUN_SQL.format(instances=WorkflowInstance._meta.db_table)
+            if starts_run
+            else "",
+            started=_CLAIM_STARTS_RUN_JOURNAL_SQL if starts_run else "",
+        )
     with connection.cursor() as cursor:
         cursor.execute(
             sql,
@@ -451,18 +517,30 @@ def _claim(
             _throttle(run, node_id, iteration, now)
         return None
     state = json.loads(row[2]) if isinstance(row[2], str) else row[2]
-    event = None
+    written: list[InstanceEvent] | None = None
     if journal:
-        event = InstanceEvent(
-            id=row[3],
-            instance_id=_uuid(instance_id),
-            type="node.running",
-            node_id=node_id,
-            iteration=iteration,
-            data={"status": RUNNING, "attempt": int(row[1])},
-            at=now,
-        )
-    return int(row[0]), int(row[1]), state, event
+        written = [
+            InstanceEvent(
+                id=row[3],
+                instance_id=_uuid(instance_id),
+                type="node.running",
+                node_id=node_id,
+                iteration=iteration,
+                data={"status": RUNNING, "attempt": int(row[1])},
+                at=now,
+            )
+        ]
+        if row[4] is not None:  # this claim started the run
+            written.append(
+                InstanceEvent(
+                    id=row[4],
+                    instance_id=_uuid(instance_id),
+                    type="instance.running",
+                    data={"status": RUNNING},
+                    at=now,
+                )
+            )
+    return int(row[0]), int(row[1]), state, written
 
 
 def _throttle(run: RunData, node_id: str, iteration: str, now: dt.datetime) -> None:
@@ -518,6 +596,11 @@ def _context(
     data: dict[str, Any] = {"input": run.input}
     if not wanted and innermost is None:
         return data, upstream
+    if not iteration and innermost is None:
+        known = _recent_outputs(run.instance_id, wanted)
+        if known is not None:  # a chain continued in this worker: its outputs are already here
+            data.update(known)
+            return data, upstream
     keys = scope_chain(iteration)
     rows = NodeRun.objects.filter(
         instance_id=_uuid(run.instance_id),
@@ -552,14 +635,15 @@ def run_task(instance_id: str, node_id: str, iteration: str = "") -> str | None:
     target: tuple[str, str, str] | None = (str(instance_id), node_id, iteration)
     status = None
     first = True
+    claim: tuple[int, int, Any] | None = None
     while target is not None:
         _local.inline = budget > 0 and time.monotonic() < deadline
-        _local.next = None
+        _local.next = _local.claim = None
         try:
-            status = execute(*target, continuation=not first)
+            status = execute(*target, continuation=not first, claimed=claim)
         finally:
             _local.inline = False
-        target, first = _local.next, False
+        target, claim, first = _local.next, _local.claim, False
     return status
 
 
@@ -570,10 +654,13 @@ def execute(
     *,
     owner: str | None = None,
     continuation: bool = False,
+    claimed: tuple[int, int, Any] | None = None,
 ) -> str | None:
     """Run one node of one run; returns the status it ended in (None when there was nothing to do).
 
     ``continuation``: this worker released the node for itself (it is queued but "deferred").
+    ``claimed``: (row id, attempt, state) when the statement that released it already claimed it for
+    this worker (its "running" journal row written too).
     """
     instance_id = str(instance_id)
     owner = owner or worker_id()
@@ -585,21 +672,26 @@ def execute(
     node = g.nodes[node_id]
     node_type = nodes.get(g.node_type(node_id))
     timeout = _node_timeout(node)
-    claimed = _claim(run, node_id, iteration, owner, leases.lease_seconds(), continuation=continuation)
-    if claimed is None:
-        return None  # already claimed, finished, canceled, or not yet due: the message was only a hint
-    run_id, attempt, state, running_event = claimed
+    if claimed is not None:
+        run_id, attempt, state = claimed
+    else:
+        root = g.in_count(node_id) == 0 and g.scope[node_id] is None
+        claim = _claim(
+            run, node_id, iteration, owner, leases.lease_seconds(), continuation=continuation, starts_run=root
+        )
+        if claim is None:
+            return None  # already claimed, finished, canceled, or not yet due: the message was a hint
+        run_id, attempt, state, written = claim
+        fx = Effects()
+        if written is None:
+            fx.node_event(instance_id, node_id, iteration, RUNNING, attempt=attempt)
+            if root:
+                _instance_to(instance_id, RUNNING, fx, started=True)
+            fx.write()
+        else:
+            fx.events, fx._written = written, len(written)  # written by the claim; still broadcast
+        fx.after_commit()
     a = Attempt(run, node_id, iteration, run_id, owner, attempt)
-
-    fx = Effects()
-    if running_event is None:
-        fx.node_event(instance_id, node_id, iteration, RUNNING, attempt=attempt)
-    if g.in_count(node_id) == 0 and g.scope[node_id] is None:
-        _instance_to(instance_id, RUNNING, fx, started=True)
-    fx.write()
-    if running_event is not None:
-        fx.events.insert(0, running_event)  # already written by the claim; still broadcast
-    fx.after_commit()
 
     started = time.monotonic()
     deadline = started + timeout
@@ -670,36 +762,46 @@ WITH me AS (
   RETURNING id
 ), t AS (
   UPDATE {runs} AS r SET
-    status = CASE WHEN r.status = 'pending' AND r.active + v.inc > 0
-                       AND (r.remaining - v.dec = 0 OR r.wait_any)
-                  THEN 'queued' ELSE r.status END,
-    deferred = CASE WHEN r.status = 'pending' AND r.active + v.inc > 0
-                         AND (r.remaining - v.dec = 0 OR r.wait_any)
-                    THEN %(defer)s ELSE r.deferred END,
-    available_at = CASE WHEN r.status = 'pending' AND r.active + v.inc > 0
-                             AND (r.remaining - v.dec = 0 OR r.wait_any)
-                        THEN %(until)s ELSE r.available_at END,
+    status = CASE WHEN {released}
+                  THEN CASE WHEN {claims} THEN 'running' ELSE 'queued' END ELSE r.status END,
+    deferred = CASE WHEN {released}
+                    THEN CASE WHEN {claims} THEN FALSE ELSE %(defer)s END ELSE r.deferred END,
+    available_at = CASE WHEN {released} THEN %(until)s ELSE r.available_at END,
+    lease_owner = CASE WHEN {released} AND {claims} THEN %(owner)s ELSE r.lease_owner END,
+    lease_expires_at = CASE WHEN {released} AND {claims} THEN %(lease_until)s ELSE r.lease_expires_at END,
+    attempt = CASE WHEN {released} AND {claims} THEN r.attempt + 1 ELSE r.attempt END,
+    started_at = CASE WHEN {released} AND {claims} THEN COALESCE(r.started_at, %(now)s)
+                      ELSE r.started_at END,
     remaining = r.remaining - v.dec,
     active = r.active + v.inc
   FROM (VALUES {values}) AS v(node_id, dec, inc)
   WHERE r.instance_id = %(iid)s AND r.iteration = %(iteration)s AND r.node_id = v.node_id
     AND EXISTS (SELECT 1 FROM me)
-  RETURNING r.node_id, r.status, r.remaining, r.active, r.wait_any, v.inc
+  RETURNING r.id, r.node_id, r.status, r.remaining, r.active, r.wait_any, v.inc, r.attempt, r.state
 ), released AS (
-  SELECT node_id FROM t
-   WHERE t.status = 'queued'
+  SELECT node_id, status, attempt FROM t
+   WHERE t.status IN ('queued', 'running')
      AND ((t.wait_any AND t.inc > 0 AND t.active - t.inc = 0) OR (NOT t.wait_any AND t.remaining = 0))
 ), ev AS (
   INSERT INTO {events} (instance_id, type, node_id, iteration, data, at)
   SELECT %(iid)s, 'node.succeeded', %(node_id)s, %(iteration)s, %(data)s, %(now)s FROM me
   UNION ALL
   SELECT %(iid)s, 'node.queued', released.node_id, %(iteration)s, %(queued)s, %(now)s FROM released
+  UNION ALL
+  SELECT %(iid)s, 'node.running', released.node_id, %(iteration)s,
+         jsonb_build_object('status', 'running', 'attempt', released.attempt), %(now)s
+    FROM released WHERE released.status = 'running'
   RETURNING id, type, node_id, data
 )
-SELECT 'ev', id, type, node_id, data, NULL::int, NULL::int, NULL::bool FROM ev
+SELECT 'ev', id, type, node_id, data, NULL::int, NULL::int, NULL::bool, NULL::bigint, NULL::int, NULL::jsonb
+  FROM ev
 UNION ALL
-SELECT 't', NULL, status, node_id, NULL::jsonb, remaining, active, wait_any FROM t
+SELECT 't', NULL, status, node_id, NULL::jsonb, remaining, active, wait_any, id, attempt, state FROM t
 """
+# A target becomes ready; and, when this worker will run it next (a chain continued inline, no running
+# limit), it is claimed for this worker in the same statement — one statement fewer per chain step.
+_RELEASED = "(r.status = 'pending' AND r.active + v.inc > 0 AND (r.remaining - v.dec = 0 OR r.wait_any))"
+_CLAIMS = "(%(claim)s AND NOT r.wait_any)"
 
 
 def _succeed_in_one_statement(a: Attempt, output: Any, route: str) -> tuple[bool, str | None]:
@@ -719,8 +821,9 @@ def _succeed_in_one_statement(a: Attempt, output: Any, route: str) -> tuple[bool
     fx = Effects()
     fx.node_event(run.instance_id, node_id, iteration, SUCCEEDED, attempt=attempt, output=output)
     now = timezone.now()
+    saved_json, output_param = _saved_json(output)
     params: dict[str, Any] = {
-        "output": Jsonb(output),
+        "output": output_param,
         "route": route,
         "input": Jsonb(inputs),
         "now": now,
@@ -738,17 +841,25 @@ def _succeed_in_one_statement(a: Attempt, output: Any, route: str) -> tuple[bool
     for i, (target, n) in enumerate(sorted(counts.items())):
         params[f"t{i}"], params[f"n{i}"] = target, n
         values.append(f"(%(t{i})s::text, %(n{i})s::int, %(n{i})s::int)")
+    params["claim"] = inline and fairness.limits(run.tenant_id)[0] <= 0
+    params["lease_until"] = now + timedelta(seconds=leases.lease_seconds())
     sql = _FINISH_SQL.format(
-        runs=NodeRun._meta.db_table, events=InstanceEvent._meta.db_table, values=", ".join(values)
+        runs=NodeRun._meta.db_table,
+        events=InstanceEvent._meta.db_table,
+        values=", ".join(values),
+        released=_RELEASED,
+        claims=_CLAIMS,
     )
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         rows = cursor.fetchall()
     if not rows:
         return True, None  # lost the lease, or the run was canceled meanwhile
+    _remember_output(run.instance_id, node_id, iteration, saved_json)
     fx.events = []
     touched: dict[str, str] = {}
-    for kind, event_id, text, target, data, _remaining, _active, _wait_any in rows:
+    claimed: dict[str, tuple[int, int, Any]] = {}
+    for kind, event_id, text, target, data, _remaining, _active, _wait_any, t_id, t_attempt, t_state in rows:
         if kind == "ev":
             fx.events.append(
                 InstanceEvent(
@@ -768,6 +879,11 @@ def _succeed_in_one_statement(a: Attempt, output: Any, route: str) -> tuple[bool
                     fx.enqueue.append((run.instance_id, target, iteration))
         else:
             touched[target] = text
+            if text == RUNNING:
+                state = json.loads(t_state) if isinstance(t_state, str) else t_state
+                claimed[target] = (int(t_id), int(t_attempt), state)
+    if fx.inline is not None and fx.inline[1] in claimed:
+        fx.inline_claim = claimed[fx.inline[1]]
     fx._written = len(fx.events)
     if not any(status in NODE_OPEN for status in touched.values()):
         fx.checks.add(iteration)
@@ -828,8 +944,9 @@ def _succeed_sink_in_one_statement(a: Attempt, output: Any, route: str) -> tuple
     fx = Effects()
     fx.node_event(run.instance_id, node_id, iteration, SUCCEEDED, attempt=attempt, output=output)
     now = timezone.now()
+    saved_json, output_param = _saved_json(output)
     params: dict[str, Any] = {
-        "output": Jsonb(output),
+        "output": output_param,
         "route": route,
         "input": Jsonb(inputs),
         "now": now,
@@ -852,6 +969,7 @@ def _succeed_sink_in_one_statement(a: Attempt, output: Any, route: str) -> tuple
         rows = cursor.fetchall()
     if not rows:
         return True, None  # lost the lease, or the run was canceled meanwhile
+    _remember_output(run.instance_id, node_id, iteration, saved_json)
     fx.events = [
         InstanceEvent(
             id=event_id,
@@ -890,6 +1008,8 @@ def _succeed(a: Attempt, output: Any, route: str, *, from_status: str = RUNNING)
         _settle(run, node_id, iteration, SUCCEEDED, route, fx)
         fx.write()
         fx.after_commit()
+    if not iteration:
+        _remember_output(run.instance_id, node_id, iteration, json.dumps(output))
     _check_scopes(run.instance_id, fx)
     return SUCCEEDED
 
