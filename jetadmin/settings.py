@@ -1,6 +1,6 @@
 """jetadmin settings, read from the environment with django-environ.
 
-Two deployments, one code path (ARCHITECTURE §5):
+Two deployments, one code path (README, "Architecture"):
 
 * **Embedded default** — nothing set: SQLite in WAL mode under ``JETADMIN_DATA_DIR``, Celery on the
   ``memory://`` broker consumed by a worker thread inside the server process, the in-memory channel
@@ -290,7 +290,7 @@ CELERY_TIMEZONE = "UTC"
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", default=600)
 if EMBEDDED:
-    # The memory transport is polled: the interval is the per-hop latency (ARCHITECTURE §5).
+    # The memory transport is polled: the interval is the per-hop latency.
     CELERY_BROKER_TRANSPORT_OPTIONS = {"polling_interval": 0.002}
 else:
     CELERY_BROKER_TRANSPORT_OPTIONS = {

@@ -4,10 +4,10 @@ Two real ``celery worker`` processes (2 x 4 slots) and a reconciler process, on 
 Every bound is measured against something taken in the same test on the same workers, so a slow or
 busy machine moves both sides alike:
 
-* A floods 800 runs of a 0.25 s node (the 8 slots finish 32 a second, fewer than are started); B's
+* A floods 2,000 runs of a 0.2 s node (the 8 slots finish 40 a second, fewer than are started); B's
   single run, started right after, finishes within ``BOUND_RATIO`` times its own time on idle workers
   (plus ``SLACK_S`` of scheduling noise), while most of A's runs are still open — a first-in-first-out
-  queue would have made B wait for nearly all of them; and all 801 end.
+  queue would have made B wait for nearly all of them; and all 2,001 end.
 * A (weight 2) and B (weight 1) both flood: the runs completed after both have all their runs
   waiting, and while both still have some, split about 2:1.
 """
@@ -41,7 +41,7 @@ pytestmark = [
     ),
 ]
 
-FLOOD = 800
+FLOOD = 2000
 BOUND_RATIO = 3.0
 SLACK_S = 0.5
 OPEN = ("queued", "running", "waiting")
@@ -108,7 +108,7 @@ def test_a_quiet_tenants_run_is_not_stuck_behind_a_flood(workers, reconciler, ma
     user_a, user_b = make_user(), make_user()
     tenant_a, tenant_b = make_tenant("Flood", owner=user_a), make_tenant("Quiet", owner=user_b)
     actor_a, actor_b = tenancy.Actor(user=user_a), tenancy.Actor(user=user_b)
-    flow_a = services.workflow_create(actor=actor_a, tenant=tenant_a, name="bulk", graph=chain(0.25))
+    flow_a = services.workflow_create(actor=actor_a, tenant=tenant_a, name="bulk", graph=chain(0.2))
     flow_b = services.workflow_create(
         actor=actor_b, tenant=tenant_b, name="report", graph=chain(0.1, 0.1, 0.1)
     )

@@ -1,4 +1,4 @@
-"""Datasource connectors: a registry of plain classes (ARCHITECTURE §2). Importing this package
+"""Datasource connectors: a registry of plain classes (docs/datasources.md). Importing this package
 registers the built-in types; each module is one connector."""
 
 from . import http, mysql, postgresql, redis, s3, smtp, sqlite  # noqa: F401

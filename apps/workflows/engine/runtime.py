@@ -1,4 +1,4 @@
-"""The scheduler and the per-node execution path (ARCHITECTURE §3).
+"""The scheduler and the per-node execution path (docs/engine.md).
 
 The database holds the truth; a Celery message only says "run node X of run R (iteration I)".
 
