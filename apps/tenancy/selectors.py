@@ -49,7 +49,8 @@ def tenant_access(*, user: User | None, api_key: APIKey | None, tenant_id: Any) 
         return TenantAccess(tenant=api_key.tenant, role=api_key.role, api_key=api_key)
     if user is None or not user.is_authenticated:
         raise NotFound()
-    membership = Membership.objects.select_related("tenant", "role").filter(tenant_id=tid, user=user).first()
+    members = Membership.objects.select_related("tenant", "role").filter(tenant_id=tid, user=user)
+    membership = next(iter(members[:1]), None)  # unique: no ORDER BY to compile on every request
     if membership is None:
         raise NotFound()
     return TenantAccess(tenant=membership.tenant, role=membership.role, user=user)
@@ -132,11 +133,6 @@ def audit_log_list(
     if object_id:
         qs = qs.filter(object_id=object_id)
     return qs
-
-
-def tenant_share_weights(*, tenant_ids: list[Any]) -> dict[Any, int]:
-    """``{tenant id: share weight}`` (dispatch's weighted fair shares; absent tenants weigh 1)."""
-    return dict(Tenant.objects.filter(pk__in=tenant_ids).values_list("id", "share_weight"))
 
 
 def tenant_limits(*, tenant_id: Any) -> tuple[int | None, int | None]:

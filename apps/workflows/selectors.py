@@ -24,7 +24,7 @@ def workflow_list(*, tenant: Tenant) -> QuerySet[Workflow]:
 
 
 def workflow_get(*, tenant: Tenant, workflow_id: Any) -> Workflow:
-    workflow = workflow_list(tenant=tenant).filter(pk=_uuid(workflow_id)).first()
+    workflow = next(iter(workflow_list(tenant=tenant).filter(pk=_uuid(workflow_id))[:1]), None)  # unique
     if workflow is None:
         raise NotFound()
     workflow.tenant = tenant  # it is this tenant's: spare the query for it

@@ -158,7 +158,6 @@ def _refill(*, limit: int | None = None, min_room: int = 1) -> tuple[int, bool |
     The backlog is measured first (one Redis command): with less room than ``min_room`` nothing more
     is asked of the database, so workers refill in batches rather than one query round per node.
     """
-    from apps.tenancy import selectors as tenancy
     from apps.workflows.engine import runtime
     from apps.workflows.engine.states import QUEUED
     from apps.workflows.models import NodeRun
@@ -169,14 +168,16 @@ def _refill(*, limit: int | None = None, min_room: int = 1) -> tuple[int, bool |
     if room < max(1, min_room):
         return 0, None
     held_rows = NodeRun.objects.filter(status=QUEUED, lease_owner=HELD)
-    if not held_rows.exists():
-        return 0, False
-    held = dict(
-        held_rows.values("instance__tenant_id")
+    # One statement: how many each tenant holds, and its weight.
+    census = list(
+        held_rows.values("instance__tenant_id", "instance__tenant__share_weight")
         .annotate(n=Count("id"))
-        .values_list("instance__tenant_id", "n")
+        .values_list("instance__tenant_id", "instance__tenant__share_weight", "n")
     )
-    weights = tenancy.tenant_share_weights(tenant_ids=list(held))
+    if not census:
+        return 0, False
+    held = {tenant_id: n for tenant_id, _, n in census}
+    weights = {tenant_id: weight for tenant_id, weight, _ in census}
     now = timezone.now()
     sent: list[tuple[str, str, str]] = []
     with transaction.atomic():

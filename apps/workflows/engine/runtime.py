@@ -120,13 +120,15 @@ def run_data(instance_id: str) -> RunData:
         if data is not None:
             _cache.move_to_end(instance_id)
             return data
-    row = WorkflowInstance.objects.values(
-        "tenant_id", "version_id", "graph", "input", "parent_id", "parent_node", "parent_iteration"
-    ).get(pk=instance_id)
+    columns = ["tenant_id", "version_id", "input", "parent_id", "parent_node", "parent_iteration"]
+    row = WorkflowInstance.objects.values(*columns).get(pk=instance_id)
     parent = (
         (str(row["parent_id"]), row["parent_node"], row["parent_iteration"]) if row["parent_id"] else None
     )
-    graph = _graph_of(row["version_id"], row["graph"])
+    graph = _cached_graph(row["version_id"])
+    if graph is None:  # a test run's graph, or a version this process has not built yet
+        raw = WorkflowInstance.objects.values_list("graph", flat=True).get(pk=instance_id)
+        graph = _graph_of(row["version_id"], raw)
     data = RunData(instance_id, str(row["tenant_id"]), graph, row["input"], parent)
     with _cache_lock:
         _cache[instance_id] = data
@@ -168,6 +170,13 @@ def _saved_json(output: Any) -> tuple[str, Any]:
 
     text = json.dumps(output)
     return text, Jsonb(output, dumps=lambda _value: text)
+
+
+def _cached_graph(version_id: Any) -> graphs.Graph | None:
+    if version_id is None:
+        return None
+    with _cache_lock:
+        return _graphs.get(version_id)
 
 
 def _graph_of(version_id: Any, raw: Any) -> graphs.Graph:
