@@ -206,6 +206,35 @@ def _jsonable_small(value: Any) -> tuple[bool, Any]:
     return len(text) <= MAX_EVENT_OUTPUT, value
 
 
+_EVENT_FIELDS = ("instance", "type", "node_id", "iteration", "data", "at")
+EVENTS_PER_INSERT = 500
+
+
+def insert_events(rows: list[InstanceEvent]) -> None:
+    """Insert journal rows in one statement per 500, setting their ids. Each value is prepared by its
+    model field, as the ORM would; the ORM's own INSERT compiles every value through expressions, which
+    was a quarter of a chain node's time on SQLite."""
+    meta = InstanceEvent._meta
+    fields = [meta.get_field(name) for name in _EVENT_FIELDS]
+    columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)
+    now = timezone.now()
+    for start in range(0, len(rows), EVENTS_PER_INSERT):
+        chunk = rows[start : start + EVENTS_PER_INSERT]
+        params: list[Any] = []
+        for event in chunk:
+            if event.at is None:
+                event.at = now
+            params += [f.get_db_prep_save(getattr(event, f.attname), connection) for f in fields]
+        values = ", ".join(["(" + ", ".join(["%s"] * len(fields)) + ")"] * len(chunk))
+        sql = f"INSERT INTO {meta.db_table} ({columns}) VALUES {values} RETURNING id"  # noqa: S608
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            ids = [row[0] for row in cursor.fetchall()]
+        for event, id_ in zip(chunk, ids, strict=True):
+            event.id = id_
+            event._state.adding = False
+
+
 @dataclass
 class Effects:
     """What a transaction decided, to be carried out after it commits."""
@@ -237,10 +266,8 @@ class Effects:
         """Insert the journal rows not written yet (a transaction may write in two steps)."""
         pending = self.events[self._written :]
         self._written = len(self.events)
-        if len(pending) == 1:
-            pending[0].save(force_insert=True)  # no transaction of its own (bulk_create opens one)
-        elif pending:
-            InstanceEvent.objects.bulk_create(pending)
+        if pending:
+            insert_events(pending)
 
     def after_commit(self) -> None:
         enqueue, published, inline, timers = list(self.enqueue), list(self.events), self.inline, self.timers
@@ -1025,15 +1052,22 @@ def _succeed(a: Attempt, output: Any, route: str, *, from_status: str = RUNNING)
 
 def _save_result(run_id: int, from_status: str, owner: str | None, status: str, **fields: Any) -> bool:
     """End a node run, guarded by its status and (when it is running) by its lease owner."""
-    filters: dict[str, Any] = {"pk": run_id, "status": from_status}
-    if owner is not None:
-        filters["lease_owner"] = owner
     fields.setdefault("error", None)
-    return bool(
-        NodeRun.objects.filter(**filters).update(
-            status=status, ended_at=timezone.now(), lease_owner="", lease_expires_at=None, **fields
-        )
-    )
+    fields.update(status=status, ended_at=timezone.now(), lease_owner="", lease_expires_at=None)
+    meta = NodeRun._meta
+    assignments, params = [], []
+    for name, value in fields.items():  # each value prepared by its field, as the ORM's UPDATE would
+        f = meta.get_field(name)
+        assignments.append(f"{connection.ops.quote_name(f.column)} = %s")
+        params.append(f.get_db_prep_save(value, connection))
+    sql = f"UPDATE {meta.db_table} SET {', '.join(assignments)} WHERE id = %s AND status = %s"  # noqa: S608
+    params += [run_id, from_status]
+    if owner is not None:
+        sql += " AND lease_owner = %s"
+        params.append(owner)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return bool(cursor.rowcount)
 
 
 def _write_before_joins(run: RunData, node_id: str, fx: Effects) -> None:
