@@ -4,8 +4,8 @@ A middle node of a chain (one template reference, one successor) costs on Postgr
 statements: claim + "running" journal row (1), context read (1), and save output + settle successors
 + journal (1, atomic on its own, used when every out-edge is active); the context read is skipped
 when this process saved the predecessor (a chain continued in one worker), and the last node of a
-chain ends the run in its saving statement. On SQLite: claim, journal, context, then a transaction with
-save, settle and journal (BEGIN and COMMIT are counted too).
+chain ends the run in its saving statement. On SQLite: a transaction with claim and journal, the context,
+then a transaction with save, settle and journal (BEGIN and COMMIT are counted too).
 """
 
 from __future__ import annotations
@@ -31,12 +31,12 @@ CHAIN = {
     "edges": [{"from": "start", "to": "a"}, {"from": "a", "to": "b"}, {"from": "b", "to": "end"}],
 }
 PG = connection.vendor == "postgresql"
-PER_NODE = 3 if PG else 6 + 2  # the predecessor's output read from the database
+PER_NODE = 3 if PG else 8 + 2  # the predecessor's output read from the database
 # A chain continued by the worker that saved the predecessor reads its output from memory.
 PER_NODE_WARM = PER_NODE - 1
 # The last node also ends the run. On PostgreSQL that is part of its one saving statement; on SQLite a
 # check for open nodes, a read of the end output and a transaction that ends the run follow.
-LAST_NODE_WARM = 2 if PG else 12
+LAST_NODE_WARM = 2 if PG else 14
 
 
 def test_per_node_statements(owner_tenant, django_assert_num_queries):

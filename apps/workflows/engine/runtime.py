@@ -712,21 +712,31 @@ def execute(
         run_id, attempt, state = claimed
     else:
         root = g.in_count(node_id) == 0 and g.scope[node_id] is None
-        claim = _claim(
-            run, node_id, iteration, owner, leases.lease_seconds(), continuation=continuation, starts_run=root
-        )
-        if claim is None:
-            return None  # already claimed, finished, canceled, or not yet due: the message was a hint
-        run_id, attempt, state, written = claim
-        fx = Effects()
-        if written is None:
-            fx.node_event(instance_id, node_id, iteration, RUNNING, attempt=attempt)
-            if root:
-                _instance_to(instance_id, RUNNING, fx, started=True)
-            fx.write()
-        else:
-            fx.events, fx._written = written, len(written)  # written by the claim; still broadcast
-        fx.after_commit()
+        # PostgreSQL claims and journals in one statement; elsewhere the claim and its journal rows
+        # share one transaction (one commit, not one per statement).
+        atomic = transaction.atomic() if connection.vendor != "postgresql" else contextlib.nullcontext()
+        with atomic:
+            claim = _claim(
+                run,
+                node_id,
+                iteration,
+                owner,
+                leases.lease_seconds(),
+                continuation=continuation,
+                starts_run=root,
+            )
+            if claim is None:
+                return None  # already claimed, finished, canceled, or not yet due: the message was a hint
+            run_id, attempt, state, written = claim
+            fx = Effects()
+            if written is None:
+                fx.node_event(instance_id, node_id, iteration, RUNNING, attempt=attempt)
+                if root:
+                    _instance_to(instance_id, RUNNING, fx, started=True)
+                fx.write()
+            else:
+                fx.events, fx._written = written, len(written)  # written by the claim; still broadcast
+            fx.after_commit()
     a = Attempt(run, node_id, iteration, run_id, owner, attempt)
 
     started = time.monotonic()
