@@ -290,7 +290,9 @@ CELERY_TIMEZONE = "UTC"
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", default=600)
 if EMBEDDED:
-    # The memory transport is polled: the interval is the per-hop latency.
+    # In-process queues whose consumer is woken by each publish (jetadmin/membroker.py); it polls at
+    # this interval only while every worker slot is busy.
+    CELERY_BROKER_TRANSPORT = "jetadmin.membroker:Transport"
     CELERY_BROKER_TRANSPORT_OPTIONS = {"polling_interval": 0.002}
 else:
     CELERY_BROKER_TRANSPORT_OPTIONS = {

@@ -209,6 +209,13 @@ def pg_test_server() -> dict[str, Any]:
     return server
 
 
+def redis_test_server() -> tuple[str, int]:
+    """(host, port) of the test Redis named by ``JETADMIN_TEST_REDIS_URL`` (as in scripts/test.sh;
+    default ``redis://127.0.0.1:6379/9``). Tests choose their own database number on it."""
+    url = urlsplit(os.environ.get("JETADMIN_TEST_REDIS_URL") or "redis://127.0.0.1:6379/9")
+    return url.hostname or "127.0.0.1", url.port or 6379
+
+
 def missing_service(message: str) -> NoReturn:
     """A server a test needs does not answer: a failure under ``CI=true``, a skip saying so otherwise."""
     if os.environ.get("CI") == "true":

@@ -13,7 +13,14 @@ import pytest
 
 from apps.datasources.models import Datasource
 from apps.tenancy.models import AuditLog
-from tests.conftest import add_member, assert_error, pg_test_server, pg_test_server_or_skip, token_client
+from tests.conftest import (
+    add_member,
+    assert_error,
+    pg_test_server,
+    pg_test_server_or_skip,
+    redis_test_server,
+    token_client,
+)
 
 pytestmark = pytest.mark.usefixtures("local_servers")
 
@@ -148,7 +155,8 @@ def test_isolation_and_permissions(ctx, make_user, make_tenant) -> None:
 # read differently.
 H, REFUSED = re.escape(PG["host"]), r"(?i:.*connection refused\.?)"
 MY_OK = {"host": "127.0.0.1", "port": 3306, "database": "mysql", "user": "root"}
-REDIS_OK = {"host": "127.0.0.1", "port": 6379}
+REDIS_HOST, REDIS_PORT = redis_test_server()
+REDIS_OK = {"host": REDIS_HOST, "port": REDIS_PORT}
 GOOD_AND_BAD = [
     (
         "postgresql",
@@ -164,13 +172,18 @@ GOOD_AND_BAD = [
         r"MySQL at 127\.0\.0\.1:3306 refused user 'root': check the user and password\.",
     ),
     ("mysql", MY_OK, {**MY_OK, "port": 1}, rf"Cannot reach MySQL at 127\.0\.0\.1:1: {REFUSED}"),
-    ("redis", REDIS_OK, {**REDIS_OK, "port": 1}, rf"Cannot reach Redis at 127\.0\.0\.1:1: {REFUSED}"),
+    (
+        "redis",
+        REDIS_OK,
+        {**REDIS_OK, "port": 1},
+        rf"Cannot reach Redis at {re.escape(REDIS_HOST)}:1: {REFUSED}",
+    ),
     (
         "redis",
         REDIS_OK,
         {**REDIS_OK, "username": "nobody", "password": CANARY},
-        r"Redis at 127\.0\.0\.1:6379 refused the password for user 'nobody': check the username and "
-        r"password\.",
+        rf"Redis at {re.escape(f'{REDIS_HOST}:{REDIS_PORT}')} refused the password for user 'nobody': "
+        r"check the username and password\.",
     ),
     ("rest", None, {"base_url": "http://127.0.0.1:1/api"}, r"Cannot connect to http://127\.0\.0\.1:1/api\."),
     (

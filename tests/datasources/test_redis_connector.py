@@ -1,7 +1,8 @@
 """The Redis connector against real servers: the machine's shared Redis (db 13, only keys under a
 per-test uuid prefix, never flushed) and a throwaway ``redis-server --requirepass`` for the auth cases.
 
-Skipped when no Redis answers on 127.0.0.1:6379 — except under ``CI=true``, where that is a failure.
+The shared server is ``JETADMIN_TEST_REDIS_URL``'s (default 127.0.0.1:6379). Skipped when it does not
+answer — except under ``CI=true``, where that is a failure.
 """
 
 from __future__ import annotations
@@ -22,9 +23,9 @@ import redis
 
 from apps.datasources.connectors import base
 from apps.datasources.connectors.redis import REFUSED, RedisConnector
-from tests.conftest import free_port
+from tests.conftest import free_port, redis_test_server
 
-HOST, PORT, DB = "127.0.0.1", 6379, 13
+(HOST, PORT), DB = redis_test_server(), 13
 SHARED = {"host": HOST, "port": PORT, "db": DB}
 SECRET = "s3cret"
 CI = os.environ.get("CI") == "true"

@@ -32,10 +32,10 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from django.conf import settings
-from django.db import OperationalError, connection, transaction
+from django.db import OperationalError, connection, models, transaction
 from django.utils import timezone
 
 from apps.workflows.engine import dispatch, events, fairness, leases, templates
@@ -206,6 +206,11 @@ def _jsonable_small(value: Any) -> tuple[bool, Any]:
     return len(text) <= MAX_EVENT_OUTPUT, value
 
 
+def _field(model: type[models.Model], name: str) -> models.Field[Any, Any]:
+    """A concrete column of ``model`` (for raw statements that prepare values as the ORM does)."""
+    return cast("models.Field[Any, Any]", model._meta.get_field(name))
+
+
 _EVENT_FIELDS = ("instance", "type", "node_id", "iteration", "data", "at")
 EVENTS_PER_INSERT = 500
 
@@ -215,8 +220,8 @@ def insert_events(rows: list[InstanceEvent]) -> None:
     model field, as the ORM would; the ORM's own INSERT compiles every value through expressions, which
     was a quarter of a chain node's time on SQLite."""
     meta = InstanceEvent._meta
-    fields = [meta.get_field(name) for name in _EVENT_FIELDS]
-    columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)
+    fields = [_field(InstanceEvent, name) for name in _EVENT_FIELDS]
+    columns = ", ".join(connection.ops.quote_name(f.get_attname_column()[1] or f.name) for f in fields)
     now = timezone.now()
     for start in range(0, len(rows), EVENTS_PER_INSERT):
         chunk = rows[start : start + EVENTS_PER_INSERT]
@@ -1067,8 +1072,8 @@ def _save_result(run_id: int, from_status: str, owner: str | None, status: str, 
     meta = NodeRun._meta
     assignments, params = [], []
     for name, value in fields.items():  # each value prepared by its field, as the ORM's UPDATE would
-        f = meta.get_field(name)
-        assignments.append(f"{connection.ops.quote_name(f.column)} = %s")
+        f = _field(NodeRun, name)
+        assignments.append(f"{connection.ops.quote_name(f.get_attname_column()[1] or name)} = %s")
         params.append(f.get_db_prep_save(value, connection))
     sql = f"UPDATE {meta.db_table} SET {', '.join(assignments)} WHERE id = %s AND status = %s"  # noqa: S608
     params += [run_id, from_status]
