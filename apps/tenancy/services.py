@@ -21,6 +21,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from jetadmin.api.errors import ApplicationError, Conflict
+from jetadmin.db.rows import insert_rows
 
 from .models import (
     BUILTIN_ROLES,
@@ -102,7 +103,7 @@ def audit_log_write(
     object_id: str = "",
     changes: dict[str, Any] | None = None,
 ) -> AuditLog:
-    return AuditLog.objects.create(
+    entry = AuditLog(
         tenant=tenant,
         tenant_name=tenant.name if tenant is not None else "",
         actor=actor.user,
@@ -113,6 +114,8 @@ def audit_log_write(
         changes=_scrub(changes or {}),
         ip=actor.ip,
     )
+    insert_rows([entry])  # written with every change: one prepared INSERT, not the ORM's compiled one
+    return entry
 
 
 # --- tenants --------------------------------------------------------------------------------------

@@ -39,6 +39,7 @@ from apps.workflows.models import (
 )
 from jetadmin.api.errors import ApplicationError, Conflict
 from jetadmin.db.base import release_pooled_connection
+from jetadmin.db.rows import insert_rows
 
 MSG_INVALID_GRAPH = "The workflow graph is invalid."
 MSG_NOT_FAILED = "Only a failed run can be retried (this one is {status})."
@@ -182,7 +183,7 @@ def _create_run(
         graph, normalized = graph_build(graph_raw), graph_normalized(graph_raw)
     if input is None:
         input = {}
-    instance = WorkflowInstance.objects.create(
+    instance = WorkflowInstance(
         tenant=tenant,
         workflow=workflow,
         version=version,
@@ -192,6 +193,7 @@ def _create_run(
         trigger=trigger,
         created_by=actor.user,
     )
+    insert_rows([instance])
     runtime.start(instance, graph)
     return instance
 

@@ -56,6 +56,7 @@ from apps.workflows.engine.states import (
 )
 from apps.workflows.models import InstanceEvent, NodeRun, WorkflowInstance
 from apps.workflows.nodes import base as nodes
+from jetadmin.db.rows import insert_rows
 
 logger = logging.getLogger(__name__)
 
@@ -211,35 +212,6 @@ def _field(model: type[models.Model], name: str) -> models.Field[Any, Any]:
     return cast("models.Field[Any, Any]", model._meta.get_field(name))
 
 
-_EVENT_FIELDS = ("instance", "type", "node_id", "iteration", "data", "at")
-EVENTS_PER_INSERT = 500
-
-
-def insert_events(rows: list[InstanceEvent]) -> None:
-    """Insert journal rows in one statement per 500, setting their ids. Each value is prepared by its
-    model field, as the ORM would; the ORM's own INSERT compiles every value through expressions, which
-    was a quarter of a chain node's time on SQLite."""
-    meta = InstanceEvent._meta
-    fields = [_field(InstanceEvent, name) for name in _EVENT_FIELDS]
-    columns = ", ".join(connection.ops.quote_name(f.get_attname_column()[1] or f.name) for f in fields)
-    now = timezone.now()
-    for start in range(0, len(rows), EVENTS_PER_INSERT):
-        chunk = rows[start : start + EVENTS_PER_INSERT]
-        params: list[Any] = []
-        for event in chunk:
-            if event.at is None:
-                event.at = now
-            params += [f.get_db_prep_save(getattr(event, f.attname), connection) for f in fields]
-        values = ", ".join(["(" + ", ".join(["%s"] * len(fields)) + ")"] * len(chunk))
-        sql = f"INSERT INTO {meta.db_table} ({columns}) VALUES {values} RETURNING id"  # noqa: S608
-        with connection.cursor() as cursor:
-            cursor.execute(sql, params)
-            ids = [row[0] for row in cursor.fetchall()]
-        for event, id_ in zip(chunk, ids, strict=True):
-            event.id = id_
-            event._state.adding = False
-
-
 @dataclass
 class Effects:
     """What a transaction decided, to be carried out after it commits."""
@@ -272,7 +244,7 @@ class Effects:
         pending = self.events[self._written :]
         self._written = len(self.events)
         if pending:
-            insert_events(pending)
+            insert_rows(pending)
 
     def after_commit(self) -> None:
         enqueue, published, inline, timers = list(self.enqueue), list(self.events), self.inline, self.timers
@@ -422,7 +394,7 @@ def start(instance: WorkflowInstance, graph: graphs.Graph) -> WorkflowInstance:
                 lease_owner=dispatch.HELD if held and node_id in roots else "",
             )
         )
-    NodeRun.objects.bulk_create(rows)
+    insert_rows(rows)
     iid = str(instance.id)
     if hold:
         fx.event(iid, "instance.queued", status=instance.status, throttled_until=first_at.isoformat())
@@ -1523,7 +1495,7 @@ def _start_loop(a: Attempt, loop: nodes.StartLoop) -> str | None:
             )
             for index, item in enumerate(loop.items)
         ]
-        NodeRun.objects.bulk_create(heads, batch_size=1000)
+        insert_rows(heads)
         for head in heads[: loop.concurrency]:
             _open_iteration(run, node_id, head.iteration, fx)
         fx.write()
@@ -1556,7 +1528,7 @@ def _open_iteration(run: RunData, loop_id: str, key: str, fx: Effects) -> None:
         if ready:
             fx.node_event(run.instance_id, node_id, key, QUEUED, attempt=0)
             fx.enqueue.append((run.instance_id, node_id, key))
-    NodeRun.objects.bulk_create(rows)
+    insert_rows(rows)
     if not rows:
         fx.checks.add(key)
 
