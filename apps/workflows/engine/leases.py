@@ -23,6 +23,7 @@ from django.utils import timezone
 
 from apps.workflows.engine.states import RUNNING
 from apps.workflows.models import NodeRun
+from jetadmin.db.base import release_pooled_connection
 
 logger = logging.getLogger(__name__)
 
@@ -86,6 +87,9 @@ class Renewer:
                 with contextlib.suppress(Exception):
                     connection.close()
                 continue
+            # where connections are pooled (an in-process worker of a web process) hold none between
+            # renewals: the pool stays whole, and a test database can be dropped at the end
+            release_pooled_connection(connection)
             with self._lock:
                 for run_id, owner in due.items():
                     if run_id in self._held:
