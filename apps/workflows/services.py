@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import threading
 import time
-from collections import OrderedDict
 from typing import Any
 
 from django.db import connection, transaction
@@ -18,6 +17,7 @@ from apps.tenancy.services import Actor, audit_log_write
 from apps.workflows.engine import events as engine_events
 from apps.workflows.engine import graph as graphs
 from apps.workflows.engine import runtime
+from apps.workflows.engine.lru import LRU
 from apps.workflows.engine.states import (
     CANCELED,
     FAILED,
@@ -79,23 +79,14 @@ def graph_normalized(raw: Any) -> dict[str, Any]:
     return data
 
 
-_version_graphs: OrderedDict[Any, tuple[graphs.Graph, dict[str, Any]]] = OrderedDict()
-_version_lock = threading.Lock()
+_version_graphs: LRU[Any, tuple[graphs.Graph, dict[str, Any]]] = LRU(256)
 
 
 def version_graph(version: WorkflowVersion) -> tuple[graphs.Graph, dict[str, Any]]:
     """A saved version's graph, validated and normalized once per process: versions never change."""
-    with _version_lock:
-        hit = _version_graphs.get(version.pk)
-        if hit is not None:
-            _version_graphs.move_to_end(version.pk)
-            return hit
-    built = (graph_build(version.graph), graph_normalized(version.graph))
-    with _version_lock:
-        _version_graphs[version.pk] = built
-        while len(_version_graphs) > 256:
-            _version_graphs.popitem(last=False)
-    return built
+    return _version_graphs.get_or_build(
+        version.pk, lambda: (graph_build(version.graph), graph_normalized(version.graph))
+    )
 
 
 # --- definitions ------------------------------------------------------------------------------------

@@ -28,7 +28,6 @@ import socket
 import threading
 import time
 import uuid
-from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -40,6 +39,7 @@ from django.utils import timezone
 
 from apps.workflows.engine import dispatch, events, fairness, leases, templates
 from apps.workflows.engine import graph as graphs
+from apps.workflows.engine.lru import LRU
 from apps.workflows.engine.states import (
     CANCELED,
     FAILED,
@@ -110,59 +110,45 @@ class RunData:
     parent: tuple[str, str, str] | None = None
 
 
-_cache: OrderedDict[str, RunData] = OrderedDict()
-_cache_lock = threading.Lock()
 CACHE_SIZE = 512
+_runs: LRU[str, RunData] = LRU(CACHE_SIZE)
+_graphs: LRU[Any, graphs.Graph] = LRU(CACHE_SIZE)  # saved version id -> its graph, built once
+# Outputs of top-level nodes this process saved as succeeded: a saved output never changes, so the next
+# node of a chain run in this worker reads its context from here instead of the database. Kept as the
+# JSON text that was saved, so a reader gets exactly what the database would give it.
+OUTPUTS_KEPT = 256
+_outputs: LRU[tuple[str, str], str] = LRU(OUTPUTS_KEPT)
 
 
 def run_data(instance_id: str) -> RunData:
-    with _cache_lock:
-        data = _cache.get(instance_id)
-        if data is not None:
-            _cache.move_to_end(instance_id)
-            return data
+    data = _runs.get(instance_id)
+    if data is not None:
+        return data
     columns = ["tenant_id", "version_id", "input", "parent_id", "parent_node", "parent_iteration"]
     row = WorkflowInstance.objects.values(*columns).get(pk=instance_id)
     parent = (
         (str(row["parent_id"]), row["parent_node"], row["parent_iteration"]) if row["parent_id"] else None
     )
-    graph = _cached_graph(row["version_id"])
+    graph = _graphs.get(row["version_id"]) if row["version_id"] is not None else None
     if graph is None:  # a test run's graph, or a version this process has not built yet
         raw = WorkflowInstance.objects.values_list("graph", flat=True).get(pk=instance_id)
         graph = _graph_of(row["version_id"], raw)
     data = RunData(instance_id, str(row["tenant_id"]), graph, row["input"], parent)
-    with _cache_lock:
-        _cache[instance_id] = data
-        while len(_cache) > CACHE_SIZE:
-            _cache.popitem(last=False)
+    _runs.put(instance_id, data)
     return data
 
 
-_graphs: OrderedDict[Any, graphs.Graph] = OrderedDict()
-# Outputs of top-level nodes this process saved as succeeded, newest last: a saved output never changes,
-# so the next node of a chain run in this worker reads its context from here instead of the database.
-# Kept as the JSON text that was saved, so a reader gets exactly what the database would give it.
-_outputs: OrderedDict[tuple[str, str], str] = OrderedDict()
-OUTPUTS_KEPT = 256
-
-
 def _remember_output(instance_id: str, node_id: str, iteration: str, saved_json: str) -> None:
-    if iteration:
-        return
-    with _cache_lock:
-        _outputs[(instance_id, node_id)] = saved_json
-        while len(_outputs) > OUTPUTS_KEPT:
-            _outputs.popitem(last=False)
+    if not iteration:
+        _outputs.put((instance_id, node_id), saved_json)
 
 
 def _recent_outputs(instance_id: str, wanted: set[str]) -> dict[str, Any] | None:
     """The wanted outputs if this process saved every one of them, else None (read the database)."""
-    with _cache_lock:
-        try:
-            texts = {node_id: _outputs[(instance_id, node_id)] for node_id in wanted}
-        except KeyError:
-            return None
-    return {node_id: json.loads(text) for node_id, text in texts.items()}
+    texts = {node_id: _outputs.get((instance_id, node_id)) for node_id in wanted}
+    if any(text is None for text in texts.values()):
+        return None
+    return {node_id: json.loads(text) for node_id, text in texts.items() if text is not None}
 
 
 def _saved_json(output: Any) -> tuple[str, Any]:
@@ -173,29 +159,12 @@ def _saved_json(output: Any) -> tuple[str, Any]:
     return text, Jsonb(output, dumps=lambda _value: text)
 
 
-def _cached_graph(version_id: Any) -> graphs.Graph | None:
-    if version_id is None:
-        return None
-    with _cache_lock:
-        return _graphs.get(version_id)
-
-
 def _graph_of(version_id: Any, raw: Any) -> graphs.Graph:
     """A run's pinned graph, built once per saved version and process (versions never change; a test
     run's unsaved graph is built each time)."""
     if version_id is None:
         return graphs.build(raw, trusted=True)
-    with _cache_lock:
-        graph = _graphs.get(version_id)
-        if graph is not None:
-            _graphs.move_to_end(version_id)
-            return graph
-    graph = graphs.build(raw, trusted=True)
-    with _cache_lock:
-        _graphs[version_id] = graph
-        while len(_graphs) > CACHE_SIZE:
-            _graphs.popitem(last=False)
-    return graph
+    return _graphs.get_or_build(version_id, lambda: graphs.build(raw, trusted=True))
 
 
 # --- journal ------------------------------------------------------------------------------------------
@@ -775,6 +744,38 @@ def execute(
     return _retry_db(lambda: _succeed(a, result, route))
 
 
+def _finish_params(a: Attempt, output: Any, route: str) -> tuple[Effects, dt.datetime, str, dict[str, Any]]:
+    """What both one-statement finishes send: the node's result and its "succeeded" journal row;
+    returns (effects holding that row, now, the output's saved JSON text, the statement's parameters)."""
+    from psycopg.types.json import Jsonb
+
+    run, node_id, iteration, run_id, owner, attempt, inputs = a.fields()
+    fx = Effects()
+    fx.node_event(run.instance_id, node_id, iteration, SUCCEEDED, attempt=attempt, output=output)
+    now = timezone.now()
+    saved_json, output_param = _saved_json(output)
+    params: dict[str, Any] = {
+        "output": output_param,
+        "route": route,
+        "input": Jsonb(inputs),
+        "now": now,
+        "run_id": run_id,
+        "owner": owner,
+        "iid": _uuid(run.instance_id),
+        "node_id": node_id,
+        "data": Jsonb(fx.events[0].data),
+    }
+    return fx, now, saved_json, params
+
+
+def _finished(run: RunData, fx: Effects) -> tuple[bool, str | None]:
+    """After a one-statement finish committed: its journal rows are written; broadcast, send, check."""
+    fx._written = len(fx.events)
+    fx.after_commit()
+    _check_scopes(run.instance_id, fx)
+    return True, SUCCEEDED
+
+
 # PostgreSQL, when every out-edge of the node is active (so settling can release but never skip):
 # save the output, settle the successors and journal both in ONE statement, atomic on its own.
 _FINISH_SQL = """
@@ -829,7 +830,7 @@ _CLAIMS = "(%(claim)s AND NOT r.wait_any)"
 
 def _succeed_in_one_statement(a: Attempt, output: Any, route: str) -> tuple[bool, str | None]:
     """The single-statement finish; (False, None) when it does not apply and the general path must run."""
-    run, node_id, iteration, run_id, owner, attempt, inputs = a.fields()
+    run, node_id, iteration = a.run, a.node_id, a.iteration
     edges = run.graph.settles(node_id)
     if connection.vendor != "postgresql" or not edges or connection.in_atomic_block:
         return False, None
@@ -841,25 +842,13 @@ def _succeed_in_one_statement(a: Attempt, output: Any, route: str) -> tuple[bool
     for edge in edges:
         counts[edge.target] = counts.get(edge.target, 0) + 1
     inline = getattr(_local, "inline", False) and len(counts) == 1
-    fx = Effects()
-    fx.node_event(run.instance_id, node_id, iteration, SUCCEEDED, attempt=attempt, output=output)
-    now = timezone.now()
-    saved_json, output_param = _saved_json(output)
-    params: dict[str, Any] = {
-        "output": output_param,
-        "route": route,
-        "input": Jsonb(inputs),
-        "now": now,
-        "run_id": run_id,
-        "owner": owner,
-        "defer": inline,
-        "until": now + timedelta(seconds=INLINE_GRACE_S) if inline else requeue_at(now),
-        "iid": _uuid(run.instance_id),
-        "iteration": iteration,
-        "node_id": node_id,
-        "data": Jsonb(fx.events[0].data),
-        "queued": Jsonb({"status": QUEUED, "attempt": 0}),
-    }
+    fx, now, saved_json, params = _finish_params(a, output, route)
+    params.update(
+        defer=inline,
+        until=now + timedelta(seconds=INLINE_GRACE_S) if inline else requeue_at(now),
+        iteration=iteration,
+        queued=Jsonb({"status": QUEUED, "attempt": 0}),
+    )
     values = []
     for i, (target, n) in enumerate(sorted(counts.items())):
         params[f"t{i}"], params[f"n{i}"] = target, n
@@ -907,12 +896,9 @@ def _succeed_in_one_statement(a: Attempt, output: Any, route: str) -> tuple[bool
                 claimed[target] = (int(t_id), int(t_attempt), state)
     if fx.inline is not None and fx.inline[1] in claimed:
         fx.inline_claim = claimed[fx.inline[1]]
-    fx._written = len(fx.events)
     if not any(status in NODE_OPEN for status in touched.values()):
         fx.checks.add(iteration)
-    fx.after_commit()
-    _check_scopes(run.instance_id, fx)
-    return True, SUCCEEDED
+    return _finished(run, fx)
 
 
 # PostgreSQL, a top-level node with no successors (the end of a chain) in a run with no parent: save the
@@ -952,7 +938,7 @@ SELECT id, type, data FROM ev UNION ALL SELECT id, type, data FROM run_ev
 
 def _succeed_sink_in_one_statement(a: Attempt, output: Any, route: str) -> tuple[bool, str | None]:
     """The single-statement end of a top-level sink; (False, None) when it does not apply."""
-    run, node_id, iteration, run_id, owner, attempt, inputs = a.fields()
+    run, node_id, iteration = a.run, a.node_id, a.iteration
     if (
         connection.vendor != "postgresql"
         or connection.in_atomic_block
@@ -962,26 +948,12 @@ def _succeed_sink_in_one_statement(a: Attempt, output: Any, route: str) -> tuple
         or run.graph.scope.get(node_id) is not None
     ):
         return False, None
-    from psycopg.types.json import Jsonb
-
-    fx = Effects()
-    fx.node_event(run.instance_id, node_id, iteration, SUCCEEDED, attempt=attempt, output=output)
-    now = timezone.now()
-    saved_json, output_param = _saved_json(output)
-    params: dict[str, Any] = {
-        "output": output_param,
-        "route": route,
-        "input": Jsonb(inputs),
-        "now": now,
-        "run_id": run_id,
-        "owner": owner,
-        "iid": _uuid(run.instance_id),
-        "node_id": node_id,
-        "data": Jsonb(fx.events[0].data),
-        "is_end": run.graph.node_type(node_id) == "end",
-        "sources": instance_sources(SUCCEEDED),
-        "open": sorted(NODE_OPEN),
-    }
+    fx, now, saved_json, params = _finish_params(a, output, route)
+    params.update(
+        is_end=run.graph.node_type(node_id) == "end",
+        sources=instance_sources(SUCCEEDED),
+        open=sorted(NODE_OPEN),
+    )
     sql = _SINK_SQL.format(
         runs=NodeRun._meta.db_table,
         events=InstanceEvent._meta.db_table,
@@ -1005,12 +977,9 @@ def _succeed_sink_in_one_statement(a: Attempt, output: Any, route: str) -> tuple
         )
         for event_id, kind, data in rows
     ]
-    fx._written = len(fx.events)
     if len(rows) == 1:  # the run did not end here: something else may still be open
         fx.checks.add("")
-    fx.after_commit()
-    _check_scopes(run.instance_id, fx)
-    return True, SUCCEEDED
+    return _finished(run, fx)
 
 
 def _succeed(a: Attempt, output: Any, route: str, *, from_status: str = RUNNING) -> str | None:
