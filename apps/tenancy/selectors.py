@@ -14,6 +14,8 @@ from typing import Any
 from django.db.models import Count, QuerySet
 from rest_framework.exceptions import NotFound, PermissionDenied
 
+from jetadmin.db.rows import Lookup
+
 from .models import APIKey, AuditLog, Invite, Membership, Role, Tenant, User
 
 MSG_MISSING_PERMISSION = "Your role does not have the permission {code!r}."
@@ -41,6 +43,9 @@ def _as_uuid(value: Any) -> uuid.UUID:
         raise NotFound() from exc
 
 
+_MEMBERSHIPS = Lookup(Membership, "tenant", "user", related=("tenant", "role"))
+
+
 def tenant_access(*, user: User | None, api_key: APIKey | None, tenant_id: Any) -> TenantAccess:
     tid = _as_uuid(tenant_id)
     if api_key is not None:
@@ -49,8 +54,7 @@ def tenant_access(*, user: User | None, api_key: APIKey | None, tenant_id: Any) 
         return TenantAccess(tenant=api_key.tenant, role=api_key.role, api_key=api_key)
     if user is None or not user.is_authenticated:
         raise NotFound()
-    members = Membership.objects.select_related("tenant", "role").filter(tenant_id=tid, user=user)
-    membership = next(iter(members[:1]), None)  # unique: no ORDER BY to compile on every request
+    membership = _MEMBERSHIPS.get(tid, user.pk)  # every request: SQL built once, not compiled each time
     if membership is None:
         raise NotFound()
     return TenantAccess(tenant=membership.tenant, role=membership.role, user=user)

@@ -10,6 +10,7 @@ from rest_framework.exceptions import NotFound
 
 from apps.tenancy.models import Tenant
 from apps.workflows.models import InstanceEvent, Workflow, WorkflowInstance, WorkflowVersion
+from jetadmin.db.rows import Lookup
 
 
 def _uuid(value: Any) -> uuid.UUID:
@@ -23,8 +24,11 @@ def workflow_list(*, tenant: Tenant) -> QuerySet[Workflow]:
     return Workflow.objects.filter(tenant=tenant).select_related("current_version")
 
 
+_WORKFLOWS = Lookup(Workflow, "tenant", "id", related=("current_version",))
+
+
 def workflow_get(*, tenant: Tenant, workflow_id: Any) -> Workflow:
-    workflow = next(iter(workflow_list(tenant=tenant).filter(pk=_uuid(workflow_id))[:1]), None)  # unique
+    workflow = _WORKFLOWS.get(tenant.pk, _uuid(workflow_id))  # SQL built once, not compiled per call
     if workflow is None:
         raise NotFound()
     workflow.tenant = tenant  # it is this tenant's: spare the query for it

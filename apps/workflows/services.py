@@ -39,7 +39,7 @@ from apps.workflows.models import (
 )
 from jetadmin.api.errors import ApplicationError, Conflict
 from jetadmin.db.base import release_pooled_connection
-from jetadmin.db.rows import insert_rows
+from jetadmin.db.rows import insert_rows, one_statement
 
 MSG_INVALID_GRAPH = "The workflow graph is invalid."
 MSG_NOT_FAILED = "Only a failed run can be retried (this one is {status})."
@@ -196,23 +196,24 @@ def workflow_execute(
     version = workflow.current_version
     if version is None:
         raise ApplicationError(MSG_NO_VERSION)
-    instance = _create_run(
-        actor=actor,
-        tenant=workflow.tenant,
-        graph_raw=version.graph,
-        input=input,
-        trigger=trigger,
-        workflow=workflow,
-        version=version,
-    )
-    audit_log_write(
-        actor=actor,
-        tenant=workflow.tenant,
-        action="workflow.execute",
-        obj=instance,
-        object_type="workflowinstance",
-        changes={"workflow": str(workflow.id), "version": version.version},
-    )
+    with one_statement():  # the run, its node runs, its journal and the audit entry: one round trip
+        instance = _create_run(
+            actor=actor,
+            tenant=workflow.tenant,
+            graph_raw=version.graph,
+            input=input,
+            trigger=trigger,
+            workflow=workflow,
+            version=version,
+        )
+        audit_log_write(
+            actor=actor,
+            tenant=workflow.tenant,
+            action="workflow.execute",
+            obj=instance,
+            object_type="workflowinstance",
+            changes={"workflow": str(workflow.id), "version": version.version},
+        )
     return instance
 
 

@@ -56,7 +56,7 @@ from apps.workflows.engine.states import (
 )
 from apps.workflows.models import InstanceEvent, NodeRun, WorkflowInstance
 from apps.workflows.nodes import base as nodes
-from jetadmin.db.rows import insert_rows
+from jetadmin.db.rows import Lookup, insert_rows
 
 logger = logging.getLogger(__name__)
 
@@ -120,20 +120,26 @@ OUTPUTS_KEPT = 256
 _outputs: LRU[tuple[str, str], str] = LRU(OUTPUTS_KEPT)
 
 
+_RUN_ROWS = Lookup(  # a run's start in a worker: SQL built once (the ORM compiled it for every run)
+    WorkflowInstance,
+    "id",
+    only=("tenant", "version", "input", "parent", "parent_node", "parent_iteration"),
+)
+
+
 def run_data(instance_id: str) -> RunData:
     data = _runs.get(instance_id)
     if data is not None:
         return data
-    columns = ["tenant_id", "version_id", "input", "parent_id", "parent_node", "parent_iteration"]
-    row = WorkflowInstance.objects.values(*columns).get(pk=instance_id)
-    parent = (
-        (str(row["parent_id"]), row["parent_node"], row["parent_iteration"]) if row["parent_id"] else None
-    )
-    graph = _graphs.get(row["version_id"]) if row["version_id"] is not None else None
+    row = _RUN_ROWS.get(uuid.UUID(instance_id))
+    if row is None:
+        raise WorkflowInstance.DoesNotExist(instance_id)
+    parent = (str(row.parent_id), row.parent_node, row.parent_iteration) if row.parent_id else None
+    graph = _graphs.get(row.version_id) if row.version_id is not None else None
     if graph is None:  # a test run's graph, or a version this process has not built yet
         raw = WorkflowInstance.objects.values_list("graph", flat=True).get(pk=instance_id)
-        graph = _graph_of(row["version_id"], raw)
-    data = RunData(instance_id, str(row["tenant_id"]), graph, row["input"], parent)
+        graph = _graph_of(row.version_id, raw)
+    data = RunData(instance_id, str(row.tenant_id), graph, row.input, parent)
     _runs.put(instance_id, data)
     return data
 
