@@ -11,9 +11,18 @@ class WorkflowsConfig(AppConfig):
         from importlib import import_module
 
         from django.conf import settings
+        from django.db.models.signals import post_migrate
 
-        from . import nodes  # noqa: F401
+        from . import journal, nodes  # noqa: F401
+
+        post_migrate.connect(_install_journal_trigger, sender=self)
 
         # Extra node-type modules (plugins, or test nodes that worker processes must know too).
         for module in settings.JETADMIN_NODE_MODULES:
             import_module(module)
+
+
+def _install_journal_trigger(using: str = "default", **kwargs: object) -> None:
+    from .journal import install
+
+    install(using)

@@ -7,7 +7,8 @@
 * ``NodeRun`` — one node of one run, per loop iteration (``iteration`` key, "" at top level). The
   database is the truth for scheduling: ``remaining``/``active`` count the in-edges still to settle
   and those that arrived active, so a join is released exactly once by a conditional update.
-* ``InstanceEvent`` — the ordered journal of state changes, what the UI and websockets replay from.
+* ``InstanceEvent`` — the ordered journal of state changes, what the UI and websockets replay from;
+  numbered per run by the database (``seq``, counted in ``JournalCounter``).
 
 State changes go through :mod:`apps.workflows.engine.states`; nothing else writes ``status``.
 """
@@ -184,11 +185,34 @@ class NodeRun(models.Model):
         return f"{key}:{self.iteration}" if self.iteration else key
 
 
+class JournalSeqField(models.PositiveBigIntegerField):
+    """A journal row's number within its run, set by the database: a trigger (migration 0004) numbers
+    each run's rows 1, 2, 3, … in commit order, whichever statement inserts them, and inserts read it
+    back (``RETURNING``)."""
+
+    db_returning = True
+
+
+class JournalCounter(models.Model):
+    """The last ``seq`` handed out in a run's journal: a row of its own, so numbering never touches the
+    run's row, which the same statements update."""
+
+    instance = models.OneToOneField(
+        WorkflowInstance, on_delete=models.CASCADE, primary_key=True, related_name="journal_counter"
+    )
+    last_seq = models.PositiveBigIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"{self.instance_id}: {self.last_seq}"
+
+
 class InstanceEvent(models.Model):
-    """One journal entry. ``id`` is the sequence clients page with (``?after=<seq>``)."""
+    """One journal entry. ``seq`` numbers a run's entries 1, 2, 3, … with no holes: what clients page
+    with (``?after=<seq>``) and what websockets stream; ``id`` is only the row's key."""
 
     id = models.BigAutoField(primary_key=True)
     instance = models.ForeignKey(WorkflowInstance, on_delete=models.CASCADE, related_name="events")
+    seq = JournalSeqField(null=True, editable=False)
     type = models.CharField(max_length=40)
     node_id = models.CharField(max_length=100, blank=True, default="")
     iteration = models.CharField(max_length=500, blank=True, default="")
@@ -196,8 +220,8 @@ class InstanceEvent(models.Model):
     at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
-        ordering = ["instance", "id"]
-        indexes = [models.Index(fields=["instance", "id"], name="event_instance_seq")]
+        ordering = ["instance", "seq"]
+        constraints = [models.UniqueConstraint(fields=["instance", "seq"], name="event_instance_seq_unique")]
 
     def __str__(self) -> str:
         return f"{self.type} {self.node_id}"

@@ -62,4 +62,4 @@ def instance_get(*, tenant: Tenant, instance_id: Any) -> WorkflowInstance:
 
 
 def event_list(*, instance: WorkflowInstance, after: int = 0) -> QuerySet[InstanceEvent]:
-    return InstanceEvent.objects.filter(instance=instance, id__gt=after).order_by("id")
+    return InstanceEvent.objects.filter(instance=instance, seq__gt=after).order_by("seq")

@@ -27,9 +27,10 @@ _local = threading.local()  # the batch of the current one_statement() block
 
 
 def insert_rows(objs: list[Any]) -> None:
-    """Insert new instances of one model and set their primary keys (an auto-increment id is left out
-    of the INSERT; a primary key with a Python default, like a UUID, is sent). Inside :func:`one_statement`
-    on PostgreSQL the rows are only collected, and sent at the block's end."""
+    """Insert new instances of one model and set what the database fills in: an auto-increment primary
+    key (left out of the INSERT; a primary key with a Python default, like a UUID, is sent) and fields
+    marked ``db_returning`` (a trigger's value, like the journal's ``seq``). Inside
+    :func:`one_statement` on PostgreSQL the rows are only collected, and sent at the block's end."""
     if not objs:
         return
     batch = getattr(_local, "batch", None)
@@ -37,11 +38,8 @@ def insert_rows(objs: list[Any]) -> None:
         insert = _Insert(objs[start : start + ROWS_PER_INSERT])
         if batch is not None:
             batch.append(insert)
-            continue
-        returning = f" RETURNING {insert.pk_column}"
-        with connection.cursor() as cursor:
-            cursor.execute(insert.sql + returning, insert.params)
-            insert.done([r[0] for r in cursor.fetchall()])
+        else:
+            insert.send()
 
 
 @contextlib.contextmanager
@@ -61,28 +59,30 @@ def one_statement() -> Iterator[None]:
         _local.batch = None
     if sum(len(insert.params) for insert in batch) > MAX_PARAMS:
         for insert in batch:
-            _send([insert])
+            insert.send()
     elif batch:
         _send(batch)
 
 
 def _send(batch: list[_Insert]) -> None:
     ctes, selects, params = [], [], []
+    width = max(len(insert.returned) for insert in batch)
     for i, insert in enumerate(batch):
-        wants_ids = insert.meta.auto_field is not None
-        ctes.append(f"i{i} AS ({insert.sql}{f' RETURNING {insert.pk_column}' if wants_ids else ''})")
+        ctes.append(f"i{i} AS ({insert.sql}{insert.returning})")
         params += insert.params
-        if wants_ids:
-            selects.append(f"SELECT {i}, {insert.pk_column} FROM i{i}")  # noqa: S608
-    sql = f"WITH {', '.join(ctes)} {' UNION ALL '.join(selects) or 'SELECT NULL, NULL WHERE FALSE'}"
+        if insert.returned:
+            padding = ", NULL" * (width - len(insert.returned))
+            selects.append(f"SELECT {i}, {', '.join(insert.returned)}{padding} FROM i{i}")  # noqa: S608
+    nothing = "SELECT NULL WHERE FALSE"
+    sql = f"WITH {', '.join(ctes)} {' UNION ALL '.join(selects) or nothing}"
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         rows = cursor.fetchall()
-    ids: dict[int, list[Any]] = {i: [] for i in range(len(batch))}
-    for i, pk in rows:  # each CTE returns its rows in VALUES order, and UNION ALL keeps the branches' order
-        ids[i].append(pk)
+    returned: dict[int, list[Any]] = {i: [] for i in range(len(batch))}
+    for row in rows:  # each CTE returns its rows in VALUES order, and UNION ALL keeps the branches' order
+        returned[row[0]].append(row[1 : 1 + len(batch[row[0]].fill)])  # without the padding
     for i, insert in enumerate(batch):
-        insert.done(ids[i])
+        insert.done(returned[i])
 
 
 class _Insert:
@@ -93,20 +93,44 @@ class _Insert:
         self.meta = meta = type(objs[0])._meta
         fields = [f for f in meta.concrete_fields if f is not meta.auto_field]
         quote = connection.ops.quote_name
-        columns = ", ".join(quote(f.get_attname_column()[1] or f.name) for f in fields)
-        self.pk_column = quote(meta.pk.get_attname_column()[1] or meta.pk.name)
+        columns = ", ".join(quote(f.column) for f in fields)
         row = "(" + ", ".join(["%s"] * len(fields)) + ")"
         self.params: list[Any] = []
         for obj in objs:
             self.params += [f.get_db_prep_save(f.pre_save(obj, True), connection) for f in fields]
         values = ", ".join([row] * len(objs))
         self.sql = f"INSERT INTO {meta.db_table} ({columns}) VALUES {values}"  # noqa: S608
+        # What the database fills in: the auto-increment key, then fields a trigger sets.
+        self.fill = [meta.auto_field] if meta.auto_field is not None else []
+        self.fill += [f for f in fields if getattr(f, "db_returning", False)]
+        self.returned = [quote(f.column) for f in self.fill]
+        self.returning = f" RETURNING {', '.join(self.returned)}" if self.fill else ""
 
-    def done(self, ids: list[Any]) -> None:
-        auto = self.meta.auto_field is not None
-        for i, obj in enumerate(self.objs):
-            if auto:
-                obj.pk = ids[i]
+    def send(self) -> None:
+        with connection.cursor() as cursor:
+            cursor.execute(self.sql + self.returning, self.params)
+            rows = cursor.fetchall() if self.fill else []
+            late = [f for f in self.fill if f is not self.meta.auto_field]
+            if late and connection.vendor != "postgresql":  # an AFTER trigger's values: RETURNING missed them
+                pk = self.meta.pk
+                if self.meta.auto_field is not None:
+                    keys = [row[0] for row in rows]
+                else:
+                    keys = [pk.get_db_prep_value(obj.pk, connection) for obj in self.objs]
+                marks = ", ".join(["%s"] * len(keys))
+                cursor.execute(
+                    f"SELECT {connection.ops.quote_name(pk.column)}, {', '.join(self.returned)} "  # noqa: S608
+                    f"FROM {self.meta.db_table} WHERE {connection.ops.quote_name(pk.column)} IN ({marks})",
+                    keys,
+                )
+                by_key = {row[0]: row[1:] for row in cursor.fetchall()}
+                rows = [by_key[key] for key in keys]
+        self.done(rows)
+
+    def done(self, rows: list[Any]) -> None:
+        for obj, values in zip(self.objs, rows or [()] * len(self.objs), strict=True):
+            for f, value in zip(self.fill, values, strict=True):
+                setattr(obj, f.attname, value)
             obj._state.adding = False
             obj._state.db = connection.alias
 

@@ -200,6 +200,23 @@ def test_sales_report_on_two_worker_processes(workers, owner_tenant, claims):
     assert not owners  # leases are released on completion
 
 
+def assert_journals_numbered(ids: list[Any]) -> None:
+    """Each run's journal is numbered 1, 2, 3, … with no hole and no repeat, although 8 worker slots
+    wrote its rows concurrently, and every node's own events are in the order they happened."""
+    journals: dict[Any, list[tuple[int, str, str]]] = {}
+    rows = InstanceEvent.objects.filter(instance_id__in=ids).order_by("instance_id", "seq")
+    for iid, seq, kind, node_id in rows.values_list("instance_id", "seq", "type", "node_id"):
+        journals.setdefault(iid, []).append((seq, kind, node_id))
+    assert len(journals) == len(ids)
+    lifecycle = ["node.queued", "node.running", "node.succeeded"]
+    for iid, journal in journals.items():
+        assert [seq for seq, _, _ in journal] == list(range(1, len(journal) + 1)), iid
+        assert journal[-1][1] == "instance.succeeded"
+        for node_id in {node for _, _, node in journal if node}:
+            kinds = [kind for _, kind, node in journal if node == node_id and kind in lifecycle]
+            assert kinds == lifecycle, (iid, node_id, kinds)
+
+
 def test_join_stress_every_join_runs_once(workers, owner_tenant, claims):
     testnodes.ledger_create()
     procs = workers(count=2, concurrency=4)
@@ -213,6 +230,7 @@ def test_join_stress_every_join_runs_once(workers, owner_tenant, claims):
     assert joins.filter(status="succeeded", attempt=1).count() == 200
     running = InstanceEvent.objects.filter(instance_id__in=ids, node_id="join", type="node.running")
     assert running.count() == 200
+    assert_journals_numbered(ids)
     ledger = testnodes.ledger_rows()
     after = [key for key, node in ledger if node == "after"]
     assert len(after) == 200 and len(set(after)) == 200  # the node behind each join ran exactly once

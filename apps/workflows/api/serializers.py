@@ -120,7 +120,7 @@ class ValidateOutput(serializers.Serializer):
 
 
 class EventOutput(serializers.ModelSerializer):
-    seq = serializers.IntegerField(source="id")
+    seq = serializers.IntegerField()
 
     class Meta:
         model = InstanceEvent

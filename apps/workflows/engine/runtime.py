@@ -426,11 +426,13 @@ journal AS (
   INSERT INTO {events} (instance_id, type, node_id, iteration, data, at)
   SELECT %s, 'node.running', %s, %s, jsonb_build_object('status', 'running', 'attempt', claimed.attempt), %s
     FROM claimed{started}
-  RETURNING id, type
+  RETURNING id, seq, type
 )
 SELECT claimed.id, claimed.attempt, claimed.state,
        (SELECT id FROM journal WHERE type = 'node.running'),
-       (SELECT id FROM journal WHERE type = 'instance.running')
+       (SELECT id FROM journal WHERE type = 'instance.running'),
+       (SELECT seq FROM journal WHERE type = 'node.running'),
+       (SELECT seq FROM journal WHERE type = 'instance.running')
   FROM claimed
 """
 # A root node's claim also marks its run running (the first claim only), journaled after the node's
@@ -510,6 +512,7 @@ def _claim(
         written = [
             InstanceEvent(
                 id=row[3],
+                seq=row[5],
                 instance_id=_uuid(instance_id),
                 type="node.running",
                 node_id=node_id,
@@ -522,6 +525,7 @@ def _claim(
             written.append(
                 InstanceEvent(
                     id=row[4],
+                    seq=row[6],
                     instance_id=_uuid(instance_id),
                     type="instance.running",
                     data={"status": RUNNING},
@@ -821,9 +825,9 @@ WITH me AS (
   SELECT %(iid)s, 'node.running', released.node_id, %(iteration)s,
          jsonb_build_object('status', 'running', 'attempt', released.attempt), %(now)s
     FROM released WHERE released.status = 'running'
-  RETURNING id, type, node_id, data
+  RETURNING id, seq, type, node_id, data
 )
-SELECT 'ev', id, type, node_id, data, NULL::int, NULL::int, NULL::bool, NULL::bigint, NULL::int, NULL::jsonb
+SELECT 'ev', id, type, node_id, data, NULL::int, NULL::int, NULL::bool, seq, NULL::int, NULL::jsonb
   FROM ev
 UNION ALL
 SELECT 't', NULL, status, node_id, NULL::jsonb, remaining, active, wait_any, id, attempt, state FROM t
@@ -878,10 +882,11 @@ def _succeed_in_one_statement(a: Attempt, output: Any, route: str) -> tuple[bool
     touched: dict[str, str] = {}
     claimed: dict[str, tuple[int, int, Any]] = {}
     for kind, event_id, text, target, data, _remaining, _active, _wait_any, t_id, t_attempt, t_state in rows:
-        if kind == "ev":
+        if kind == "ev":  # a journal row: its seq rides in the target-id column
             fx.events.append(
                 InstanceEvent(
                     id=event_id,
+                    seq=t_id,
                     instance_id=_uuid(run.instance_id),
                     type=text,
                     node_id=target,
@@ -900,6 +905,7 @@ def _succeed_in_one_statement(a: Attempt, output: Any, route: str) -> tuple[bool
             if text == RUNNING:
                 state = json.loads(t_state) if isinstance(t_state, str) else t_state
                 claimed[target] = (int(t_id), int(t_attempt), state)
+    fx.events.sort(key=lambda event: event.seq or 0)
     if fx.inline is not None and fx.inline[1] in claimed:
         fx.inline_claim = claimed[fx.inline[1]]
     if not any(status in NODE_OPEN for status in touched.values()):
@@ -921,7 +927,7 @@ WITH me AS (
 ), ev AS (
   INSERT INTO {events} (instance_id, type, node_id, iteration, data, at)
   SELECT %(iid)s, 'node.succeeded', %(node_id)s, '', %(data)s, %(now)s FROM me
-  RETURNING id, type, data
+  RETURNING id, seq, type, data
 ), run AS (
   UPDATE {instances} SET status = 'succeeded', ended_at = %(now)s,
          output = CASE WHEN %(is_end)s THEN %(output)s ELSE (
@@ -936,9 +942,10 @@ WITH me AS (
   INSERT INTO {events} (instance_id, type, node_id, iteration, data, at)
   SELECT %(iid)s, 'instance.succeeded', '', '',
          jsonb_build_object('status', 'succeeded', 'output', run.output), %(now)s FROM run
-  RETURNING id, type, data
+   WHERE (SELECT COUNT(*) FROM ev) > 0  -- reading ev first journals (and numbers) the node before the run
+  RETURNING id, seq, type, data
 )
-SELECT id, type, data FROM ev UNION ALL SELECT id, type, data FROM run_ev
+SELECT id, seq, type, data FROM ev UNION ALL SELECT id, seq, type, data FROM run_ev
 """
 
 
@@ -974,6 +981,7 @@ def _succeed_sink_in_one_statement(a: Attempt, output: Any, route: str) -> tuple
     fx.events = [
         InstanceEvent(
             id=event_id,
+            seq=seq,
             instance_id=_uuid(run.instance_id),
             type=kind,
             node_id=node_id if kind == "node.succeeded" else "",
@@ -981,7 +989,7 @@ def _succeed_sink_in_one_statement(a: Attempt, output: Any, route: str) -> tuple
             data=data,
             at=now,
         )
-        for event_id, kind, data in rows
+        for event_id, seq, kind, data in sorted(rows, key=lambda row: row[1])
     ]
     if len(rows) == 1:  # the run did not end here: something else may still be open
         fx.checks.add("")
