@@ -1,32 +1,201 @@
-"""The ``/ws/`` consumer.
+"""The ``/ws/`` consumer: ``{"event", "data"}`` messages (the project's docs, "Websocket").
 
-The foundation only speaks the envelope: ``{"event": "ping"}`` is answered with ``pong`` and any
-other event with an ``error`` frame; the workflow and widget issues attach their events here.
+A connection authenticates by its session cookie or by a first ``authenticate`` message (a user token
+or an API key), then joins runs. Joining checks the run's tenant membership and ``workflow.view``
+exactly as the API does (a foreign or unknown id is ``not_found``), subscribes the connection to the
+run's channel-layer group, replays the journal after the client's ``after_seq`` and then streams live
+messages. The consumer keeps, per joined run, the next ``seq`` it owes the client: a live message it
+has already sent is dropped, and a hole (the layer dropped something) is filled from the journal
+first, so the client sees every event once and in order. ``pong`` reports the journal's last ``seq``
+of each joined run (after filling any hole), so even a dropped *last* event is delivered.
+
+Frames over ``JETADMIN_WS_MAX_FRAME`` bytes and messages beyond the per-connection rate
+(``JETADMIN_WS_RATE`` per second, bursts of ``JETADMIN_WS_BURST``) are answered with an ``error`` and
+otherwise ignored. The logic lives in :mod:`apps.workflows.streams`; this class only routes.
 """
 
 from __future__ import annotations
 
+import asyncio
+import json
+import time
 from typing import Any
 
-from channels.generic.websocket import AsyncJsonWebsocketConsumer
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncWebsocketConsumer
+from django.conf import settings
+from rest_framework.exceptions import NotFound, PermissionDenied
+
+from apps.tenancy import services as tenancy
+from apps.workflows import streams
 
 
-class EventsConsumer(AsyncJsonWebsocketConsumer):
+class EventsConsumer(AsyncWebsocketConsumer):
     async def connect(self) -> None:
+        user = self.scope.get("user")
+        self.user = user if user is not None and user.is_authenticated else None
+        self.api_key: Any = None
+        self.runs: dict[str, dict[str, Any]] = {}  # instance id -> {"next": seq owed, "tenant": id}
+        self.tokens = float(settings.JETADMIN_WS_BURST)
+        self.refilled = time.monotonic()
+        self.limited = False
+        streams.publisher.server_loop = asyncio.get_running_loop()  # for the in-memory layer
         await self.accept()
 
-    async def receive_json(self, content: Any, **kwargs: Any) -> None:
-        if not isinstance(content, dict) or not isinstance(content.get("event"), str):
-            await self.send_json(
-                {"event": "error", "data": {"code": "bad_message", "message": "Expected {event, data}."}}
+    async def disconnect(self, code: int) -> None:
+        for iid in list(self.runs):
+            await self.channel_layer.group_discard(streams.group(iid), self.channel_name)
+        self.runs.clear()
+
+    # --- envelope -------------------------------------------------------------------------------
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        size = len(text_data.encode()) if text_data is not None else len(bytes_data or b"")
+        if size > settings.JETADMIN_WS_MAX_FRAME:
+            await self.error(
+                "frame_too_large", f"Messages are limited to {settings.JETADMIN_WS_MAX_FRAME} bytes."
             )
             return
-        if content["event"] == "ping":
-            await self.send_json({"event": "pong", "data": content.get("data") or {}})
+        if not self.allowed():
+            if not self.limited:  # one error per flood, not one per message
+                self.limited = True
+                await self.error("rate_limited", "Too many messages; slow down.")
             return
-        await self.send_json(
-            {
-                "event": "error",
-                "data": {"code": "unknown_event", "message": f"Unknown event {content['event']!r}."},
-            }
-        )
+        self.limited = False
+        try:
+            content = json.loads(text_data if text_data is not None else (bytes_data or b"").decode())
+        except (ValueError, UnicodeDecodeError):
+            content = None
+        if not isinstance(content, dict) or not isinstance(content.get("event"), str):
+            await self.error("bad_message", "Expected {event, data}.")
+            return
+        data = content.get("data")
+        if data is None:
+            data = {}
+        if not isinstance(data, dict):
+            await self.error("bad_message", "data must be an object.")
+            return
+        handler = self.HANDLERS.get(content["event"])
+        if handler is None:
+            await self.error("unknown_event", f"Unknown event {content['event']!r}.")
+            return
+        await handler(self, data)
+
+    def allowed(self) -> bool:
+        now = time.monotonic()
+        rate, burst = settings.JETADMIN_WS_RATE, settings.JETADMIN_WS_BURST
+        self.tokens = min(float(burst), self.tokens + (now - self.refilled) * rate)
+        self.refilled = now
+        if self.tokens < 1:
+            return False
+        self.tokens -= 1
+        return True
+
+    async def send_event(self, event: str, data: dict[str, Any]) -> None:
+        await self.send(text_data=json.dumps({"event": event, "data": data}, default=str))
+
+    async def error(self, code: str, message: str, **extra: Any) -> None:
+        await self.send_event("error", {"code": code, "message": message, **extra})
+
+    # --- client events --------------------------------------------------------------------------
+    async def on_ping(self, data: dict[str, Any]) -> None:
+        last: dict[str, int] = {}
+        for iid in list(self.runs):
+            last[iid] = await database_sync_to_async(streams.last_seq)(iid)
+            await self.fill(iid, last[iid])  # a dropped last event is delivered before the pong
+        await self.send_event("pong", {**data, "last_seq": last} if self.runs else data)
+
+    async def on_authenticate(self, data: dict[str, Any]) -> None:
+        token = data.get("token")
+        if not isinstance(token, str) or not token:
+            await self.error("bad_message", "authenticate needs data.token.", field="token")
+            return
+        user, key = await database_sync_to_async(_authenticate)(token)
+        if user is None and key is None:
+            await self.error("not_authenticated", "Invalid or expired token.")
+            return
+        self.user, self.api_key = user, key
+        await self.send_event("authenticated", {"user": user.username if user is not None else None})
+
+    async def on_run_join(self, data: dict[str, Any]) -> None:
+        iid, after = data.get("instance_id"), data.get("after_seq", 0)
+        if not isinstance(after, int) or isinstance(after, bool) or after < 0:
+            await self.error("bad_message", "after_seq must be a non-negative integer.", field="after_seq")
+            return
+        if self.user is None and self.api_key is None:
+            await self.error("not_authenticated", "Authenticate first.", instance_id=iid)
+            return
+        try:
+            instance = await database_sync_to_async(streams.run_for_join)(
+                user=self.user, api_key=self.api_key, instance_id=iid
+            )
+        except NotFound:
+            await self.error("not_found", "No such run.", instance_id=iid)
+            return
+        except PermissionDenied:
+            await self.error("permission_denied", "Missing permission workflow.view.", instance_id=iid)
+            return
+        iid = str(instance.id)
+        # Subscribe before reading the journal: whatever commits meanwhile arrives live (and is dropped
+        # as a duplicate if the replay already sent it).
+        await self.channel_layer.group_add(streams.group(iid), self.channel_name)
+        self.runs[iid] = {"next": after + 1, "tenant": str(instance.tenant_id)}
+        status, last = await database_sync_to_async(_status_and_last)(iid)
+        await self.send_event("workflow_run_joined", {"instance_id": iid, "status": status, "last_seq": last})
+        await self.fill(iid, last)
+
+    async def on_run_leave(self, data: dict[str, Any]) -> None:
+        iid = str(data.get("instance_id"))
+        if self.runs.pop(iid, None) is not None:
+            await self.channel_layer.group_discard(streams.group(iid), self.channel_name)
+        await self.send_event("workflow_run_left", {"instance_id": iid})
+
+    HANDLERS = {
+        "ping": on_ping,
+        "authenticate": on_authenticate,
+        "workflow_run_join": on_run_join,
+        "workflow_run_leave": on_run_leave,
+    }
+
+    # --- from the channel layer -----------------------------------------------------------------
+    async def run_events(self, message: dict[str, Any]) -> None:
+        for msg in message["events"]:
+            data = msg["data"]
+            run = self.runs.get(data["instance_id"])
+            if run is None or data["seq"] < run["next"]:
+                continue  # not joined (any more), or already sent by a replay
+            if data["seq"] > run["next"]:
+                await self.fill(data["instance_id"], data["seq"] - 1)  # the layer lost something
+            if data["seq"] == run["next"]:
+                await self.deliver(data["instance_id"], msg)
+
+    async def fill(self, iid: str, upto: int) -> None:
+        """Send the journal's rows from the next owed ``seq`` up to ``upto`` (a replay, or a hole)."""
+        while iid in self.runs and self.runs[iid]["next"] <= upto:
+            after = self.runs[iid]["next"] - 1
+            page = await database_sync_to_async(streams.events_between)(iid, after, upto)
+            if not page:
+                return  # not committed yet as far as this snapshot goes; the live message follows
+            for msg in page:
+                await self.deliver(iid, msg)
+
+    async def deliver(self, iid: str, msg: dict[str, Any]) -> None:
+        run = self.runs[iid]
+        data = msg["data"]
+        if data.get("output_truncated"):
+            data["output_url"] = f"/api/v1/tenants/{run['tenant']}/workflows/instances/{iid}/"
+        run["next"] = data["seq"] + 1
+        await self.send_event(msg["event"], data)
+
+
+def _authenticate(raw: str) -> tuple[Any, Any]:
+    token = tenancy.auth_token_authenticate(raw=raw)
+    if token is not None:
+        return token.user, None
+    return None, tenancy.api_key_authenticate(raw=raw)
+
+
+def _status_and_last(iid: str) -> tuple[str, int]:
+    from apps.workflows.models import WorkflowInstance
+
+    status = WorkflowInstance.objects.filter(pk=iid).values_list("status", flat=True).first()
+    return str(status), streams.last_seq(iid)

@@ -334,6 +334,11 @@ if REDIS_URL:
 else:
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
 
+# Websocket limits (jetadmin/consumers.py): the largest frame accepted, and a per-connection token bucket.
+JETADMIN_WS_MAX_FRAME = env.int("JETADMIN_WS_MAX_FRAME", default=64 * 1024)
+JETADMIN_WS_RATE = env.float("JETADMIN_WS_RATE", default=20.0)
+JETADMIN_WS_BURST = env.int("JETADMIN_WS_BURST", default=60)
+
 # --- logging -----------------------------------------------------------------------------------------
 LOGGING = {
     "version": 1,

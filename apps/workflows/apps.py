@@ -17,6 +17,11 @@ class WorkflowsConfig(AppConfig):
 
         post_migrate.connect(_install_journal_trigger, sender=self)
 
+        from .engine.events import instance_events
+        from .streams import on_events
+
+        instance_events.connect(on_events, dispatch_uid="workflows.run_streams")  # websockets hear runs
+
         # Extra node-type modules (plugins, or test nodes that worker processes must know too).
         for module in settings.JETADMIN_NODE_MODULES:
             import_module(module)

@@ -68,6 +68,7 @@ INLINE_GRACE_S = 10.0
 _local = threading.local()
 DEFAULT_TIMEOUT_S = 300.0
 MAX_EVENT_OUTPUT = 8 * 1024
+OUTPUT_PREVIEW = 1024  # characters of a larger output's JSON kept in its journal row
 _T = TypeVar("_T")
 
 
@@ -157,6 +158,11 @@ def _recent_outputs(instance_id: str, wanted: set[str]) -> dict[str, Any] | None
     return {node_id: json.loads(text) for node_id, text in texts.items() if text is not None}
 
 
+def _json(value: Any) -> Any:
+    """A jsonb column read by a raw statement: Django's psycopg setup leaves it as text."""
+    return json.loads(value) if isinstance(value, str) else value
+
+
 def _saved_json(output: Any) -> tuple[str, Any]:
     """The output's JSON text, and a psycopg parameter that sends that very text."""
     from psycopg.types.json import Jsonb
@@ -174,12 +180,13 @@ def _graph_of(version_id: Any, raw: Any) -> graphs.Graph:
 
 
 # --- journal ------------------------------------------------------------------------------------------
-def _jsonable_small(value: Any) -> tuple[bool, Any]:
+def _jsonable_small(value: Any) -> tuple[bool, Any, str]:
+    """(whether the value is small enough for the journal, the value, the start of its JSON)."""
     try:
         text = json.dumps(value, default=str)
     except (TypeError, ValueError):
-        return False, None
-    return len(text) <= MAX_EVENT_OUTPUT, value
+        return False, None, ""
+    return len(text) <= MAX_EVENT_OUTPUT, value, text[:OUTPUT_PREVIEW]
 
 
 def _field(model: type[models.Model], name: str) -> models.Field[Any, Any]:
@@ -209,9 +216,12 @@ class Effects:
         )
 
     def node_event(self, instance_id: str, node_id: str, iteration: str, status: str, **data: Any) -> None:
-        if "output" in data:
-            small, value = _jsonable_small(data.pop("output"))
-            data["output" if small else "output_truncated"] = value if small else True
+        if "output" in data:  # a large output is journaled as a preview (the node's row has all of it)
+            small, value, start = _jsonable_small(data.pop("output"))
+            if small:
+                data["output"] = value
+            else:
+                data["output_truncated"], data["output_preview"] = True, start
         self.event(instance_id, f"node.{status}", node_id, iteration, status=status, **data)
 
     def write(self) -> None:
@@ -506,7 +516,7 @@ def _claim(
         if max_running > 0:
             _throttle(run, node_id, iteration, now)
         return None
-    state = json.loads(row[2]) if isinstance(row[2], str) else row[2]
+    state = _json(row[2])
     written: list[InstanceEvent] | None = None
     if journal:
         written = [
@@ -891,7 +901,7 @@ def _succeed_in_one_statement(a: Attempt, output: Any, route: str) -> tuple[bool
                     type=text,
                     node_id=target,
                     iteration=iteration,
-                    data=data,
+                    data=_json(data),
                     at=now,
                 )
             )
@@ -903,7 +913,7 @@ def _succeed_in_one_statement(a: Attempt, output: Any, route: str) -> tuple[bool
         else:
             touched[target] = text
             if text == RUNNING:
-                state = json.loads(t_state) if isinstance(t_state, str) else t_state
+                state = _json(t_state)
                 claimed[target] = (int(t_id), int(t_attempt), state)
     fx.events.sort(key=lambda event: event.seq or 0)
     if fx.inline is not None and fx.inline[1] in claimed:
@@ -986,7 +996,7 @@ def _succeed_sink_in_one_statement(a: Attempt, output: Any, route: str) -> tuple
             type=kind,
             node_id=node_id if kind == "node.succeeded" else "",
             iteration="",
-            data=data,
+            data=_json(data),
             at=now,
         )
         for event_id, seq, kind, data in sorted(rows, key=lambda row: row[1])

@@ -1,0 +1,180 @@
+"""Run streams: a run's journal as websocket messages, live across processes.
+
+Every journal row is published after its transaction commits (:mod:`apps.workflows.engine.events`);
+:func:`on_events` turns the rows into contract messages and hands them to this process' publisher
+thread, which sends them to the run's channel-layer group (``run.<instance id>``): channels-redis in the
+distributed deployment, so a websocket on any web process hears a node finished by any worker; the
+in-memory layer on the embedded default, where the server and the workers share one process.
+
+The engine never waits for the layer: publishing is a queue put. The layer may still drop messages
+(channels-redis silently drops a message for a channel over capacity, and a process may die between
+commit and publish), so delivery does not rely on it: each message carries its ``seq``, and the
+consumer fills any hole from the journal (:func:`events_between`) before it sends the next message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import queue
+import threading
+import uuid
+from typing import Any
+
+from rest_framework.exceptions import NotFound
+
+from apps.tenancy.models import APIKey, User
+from apps.tenancy.selectors import tenant_access
+from apps.workflows.models import InstanceEvent, InstanceStatus, JournalCounter, WorkflowInstance
+
+logger = logging.getLogger(__name__)
+
+REPLAY_PAGE = 500  # journal rows per query when replaying
+_STATUSES = set(InstanceStatus.values)
+
+
+def group(instance_id: Any) -> str:
+    return f"run.{instance_id}"
+
+
+# --- messages -------------------------------------------------------------------------------------
+def message(event: InstanceEvent) -> dict[str, Any]:
+    """The contract message for one journal row: ``workflow_node_update`` for a node's status,
+    ``workflow_status_update`` for the run's, ``workflow_event`` for everything else."""
+    iid = str(event.instance_id)
+    data = event.data if isinstance(event.data, dict) else {}
+    kind, _, suffix = event.type.partition(".")
+    if kind == "node" and "status" in data:
+        body: dict[str, Any] = {
+            "instance_id": iid,
+            "seq": event.seq,
+            "node_id": event.node_id,
+            "status": data["status"],
+            "attempt": data.get("attempt", 0),
+        }
+        if event.iteration:
+            body["iteration"] = event.iteration
+        for key in ("output", "error", "output_truncated", "output_preview", "reason"):
+            if key in data:
+                body[key] = data[key]
+        return {"event": "workflow_node_update", "data": body}
+    if kind == "instance" and suffix in _STATUSES:
+        body = {"instance_id": iid, "seq": event.seq, "last_seq": event.seq, "status": suffix}
+        for key in ("output", "error"):
+            if key in data:
+                body[key] = data[key]
+        return {"event": "workflow_status_update", "data": body}
+    body = {"instance_id": iid, "seq": event.seq, "type": event.type, "data": data}
+    if event.node_id:
+        body["node_id"] = event.node_id
+    if event.iteration:
+        body["iteration"] = event.iteration
+    return {"event": "workflow_event", "data": body}
+
+
+# --- reading (called by the consumer, in a thread) ------------------------------------------------
+def run_for_join(*, user: User | None, api_key: APIKey | None, instance_id: Any) -> WorkflowInstance:
+    """The run a connection may follow: ``NotFound`` for an unknown or foreign id (as the API answers),
+    ``PermissionDenied`` for a member without ``workflow.view``."""
+    try:
+        iid = uuid.UUID(str(instance_id))
+    except ValueError as exc:
+        raise NotFound() from exc
+    instance = WorkflowInstance.objects.only("id", "tenant_id", "status").filter(pk=iid).first()
+    if instance is None:
+        raise NotFound()
+    access = tenant_access(user=user, api_key=api_key, tenant_id=instance.tenant_id)
+    access.require("workflow.view")
+    return instance
+
+
+def last_seq(instance_id: Any) -> int:
+    value = JournalCounter.objects.filter(pk=instance_id).values_list("last_seq", flat=True).first()
+    return int(value or 0)
+
+
+def events_between(instance_id: Any, after: int, upto: int | None = None) -> list[dict[str, Any]]:
+    """Messages for the journal rows with ``after < seq`` (``<= upto`` when given), in order."""
+    rows = InstanceEvent.objects.filter(instance_id=instance_id, seq__gt=after)
+    if upto is not None:
+        rows = rows.filter(seq__lte=upto)
+    return [message(event) for event in rows.order_by("seq")[:REPLAY_PAGE]]
+
+
+# --- publishing (engine side) ---------------------------------------------------------------------
+class Publisher:
+    """One thread per process that sends published messages to the channel layer, so the engine's
+    threads never wait for Redis. Messages of one run are sent in order, batched per flush."""
+
+    def __init__(self) -> None:
+        self.queue: queue.SimpleQueue[tuple[str, list[dict[str, Any]]]] = queue.SimpleQueue()
+        self.pid = 0
+        self.server_loop: asyncio.AbstractEventLoop | None = None  # the in-memory layer's loop
+        self._lock = threading.Lock()
+        self.sent = 0
+        self.failed = 0
+
+    def put(self, group_name: str, messages: list[dict[str, Any]]) -> None:
+        if self.pid != os.getpid():  # first use in this process (or a forked child)
+            with self._lock:
+                if self.pid != os.getpid():
+                    self.queue = queue.SimpleQueue()
+                    threading.Thread(target=self._run, name="run-stream-publisher", daemon=True).start()
+                    self.pid = os.getpid()
+        self.queue.put((group_name, messages))
+
+    def _run(self) -> None:
+        from channels.layers import InMemoryChannelLayer, get_channel_layer
+
+        loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(loop)
+        while True:
+            batch = [self.queue.get()]
+            while True:
+                try:
+                    batch.append(self.queue.get_nowait())
+                except queue.Empty:
+                    break
+            groups: dict[str, list[dict[str, Any]]] = {}
+            for group_name, messages in batch:
+                groups.setdefault(group_name, []).extend(messages)
+            layer = get_channel_layer()
+            if layer is None:
+                continue
+            sends = [
+                layer.group_send(name, {"type": "run.events", "events": m}) for name, m in groups.items()
+            ]
+            try:
+                if isinstance(layer, InMemoryChannelLayer):
+                    # Its queues belong to the server's loop: send there (nobody listens without one).
+                    if self.server_loop is not None and not self.server_loop.is_closed():
+                        for send in sends:
+                            asyncio.run_coroutine_threadsafe(send, self.server_loop)
+                    else:
+                        for send in sends:
+                            send.close()
+                else:
+                    loop.run_until_complete(_all(sends))
+                self.sent += len(groups)
+            except Exception:  # the consumer fills holes from the journal; never stop publishing
+                self.failed += len(groups)
+                logger.exception("publishing run events to the channel layer failed")
+
+
+async def _all(sends: list[Any]) -> None:
+    await asyncio.gather(*sends)
+
+
+publisher = Publisher()
+
+
+def on_events(events: list[InstanceEvent], **_: Any) -> None:
+    """Receiver of the engine's ``instance_events``: queue each run's rows for its group."""
+    by_run: dict[str, list[dict[str, Any]]] = {}
+    for event in events:
+        if event.seq is None:  # not numbered (cannot happen with the trigger installed)
+            continue
+        by_run.setdefault(str(event.instance_id), []).append(message(event))
+    for iid, messages in by_run.items():
+        publisher.put(group(iid), messages)
