@@ -31,6 +31,8 @@ from apps.workflows import streams
 
 
 class EventsConsumer(AsyncWebsocketConsumer):
+    holes_filled = 0  # live messages that arrived after a hole, in this process (a diagnostic)
+
     async def connect(self) -> None:
         user = self.scope.get("user")
         self.user = user if user is not None and user.is_authenticated else None
@@ -164,6 +166,7 @@ class EventsConsumer(AsyncWebsocketConsumer):
             if run is None or data["seq"] < run["next"]:
                 continue  # not joined (any more), or already sent by a replay
             if data["seq"] > run["next"]:
+                EventsConsumer.holes_filled += 1
                 await self.fill(data["instance_id"], data["seq"] - 1)  # the layer lost something
             if data["seq"] == run["next"]:
                 await self.deliver(data["instance_id"], msg)
