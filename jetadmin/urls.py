@@ -6,6 +6,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from apps.tenancy import views as tenancy_views
+from apps.workflows import views as workflow_views
 from jetadmin import views
 
 urlpatterns = [
@@ -23,6 +24,7 @@ urlpatterns = [
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("invites/<str:token>/", tenancy_views.invite_accept_page, name="invite-accept"),
     path("t/<uuid:tenant_id>/", tenancy_views.tenant_home, name="tenant-home"),
+    path("t/<uuid:tenant_id>/runs/<uuid:instance_id>/", workflow_views.run_page, name="run-page"),
     path("", tenancy_views.home, name="home"),
 ]
 
