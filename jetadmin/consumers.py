@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import time
 from typing import Any
 
@@ -29,9 +30,68 @@ from rest_framework.exceptions import NotFound, PermissionDenied
 from apps.tenancy import services as tenancy
 from apps.workflows import streams
 
+logger = logging.getLogger(__name__)
+INBOX = 2000  # live messages a connection may have waiting; beyond, they are dropped (and refilled)
+
+
+class Hub:
+    """One channel-layer subscription per process and run, shared by the process' connections.
+
+    With every connection in the run's group, a run watched by 100 browsers costs the layer 100
+    messages per event; with the hub it costs one per web process, and the hub hands each message to
+    its local connections' inboxes. A slow connection's inbox fills and drops; that connection fills
+    the hole from the journal later, and nobody else waits for it.
+    """
+
+    def __init__(self) -> None:
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.channel = ""
+        self.subscribers: dict[str, set[EventsConsumer]] = {}
+        self.task: asyncio.Task[None] | None = None
+
+    async def subscribe(self, layer: Any, iid: str, consumer: EventsConsumer) -> None:
+        loop = asyncio.get_running_loop()
+        if self.loop is not loop:  # first use on this event loop (a new server, or a test's loop)
+            self.loop, self.subscribers = loop, {}
+            self.channel = await layer.new_channel()  # same prefix as the connections: one reader
+            self.task = loop.create_task(self._pump(layer, self.channel))
+        subscribers = self.subscribers.setdefault(iid, set())
+        if not subscribers:
+            await layer.group_add(streams.group(iid), self.channel)
+        subscribers.add(consumer)
+
+    async def unsubscribe(self, layer: Any, iid: str, consumer: EventsConsumer) -> None:
+        subscribers = self.subscribers.get(iid)
+        if subscribers is None:
+            return
+        subscribers.discard(consumer)
+        if not subscribers:
+            del self.subscribers[iid]
+            await layer.group_discard(streams.group(iid), self.channel)
+
+    async def _pump(self, layer: Any, channel: str) -> None:
+        while True:
+            try:
+                message = await layer.receive(channel)
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # Redis away: the connections' pings fill what is missed meanwhile
+                logger.exception("the run-stream hub could not read from the channel layer")
+                await asyncio.sleep(1)
+                continue
+            events = message.get("events") or []
+            if not events:
+                continue
+            for consumer in list(self.subscribers.get(events[0]["data"]["instance_id"], ())):
+                consumer.post(message)
+
+
+hub = Hub()
+
 
 class EventsConsumer(AsyncWebsocketConsumer):
     holes_filled = 0  # live messages that arrived after a hole, in this process (a diagnostic)
+    inbox_dropped = 0  # live messages dropped because a connection's inbox was full
 
     async def connect(self) -> None:
         user = self.scope.get("user")
@@ -41,12 +101,16 @@ class EventsConsumer(AsyncWebsocketConsumer):
         self.tokens = float(settings.JETADMIN_WS_BURST)
         self.refilled = time.monotonic()
         self.limited = False
+        self.inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue(maxsize=INBOX)
+        self.lock = asyncio.Lock()  # live messages and the client's own events, one at a time
+        self.drainer = asyncio.get_running_loop().create_task(self.drain())
         streams.publisher.server_loop = asyncio.get_running_loop()  # for the in-memory layer
         await self.accept()
 
     async def disconnect(self, code: int) -> None:
+        self.drainer.cancel()
         for iid in list(self.runs):
-            await self.channel_layer.group_discard(streams.group(iid), self.channel_name)
+            await hub.unsubscribe(self.channel_layer, iid, self)
         self.runs.clear()
 
     # --- envelope -------------------------------------------------------------------------------
@@ -80,7 +144,8 @@ class EventsConsumer(AsyncWebsocketConsumer):
         if handler is None:
             await self.error("unknown_event", f"Unknown event {content['event']!r}.")
             return
-        await handler(self, data)
+        async with self.lock:
+            await handler(self, data)
 
     def allowed(self) -> bool:
         now = time.monotonic()
@@ -139,7 +204,7 @@ class EventsConsumer(AsyncWebsocketConsumer):
         iid = str(instance.id)
         # Subscribe before reading the journal: whatever commits meanwhile arrives live (and is dropped
         # as a duplicate if the replay already sent it).
-        await self.channel_layer.group_add(streams.group(iid), self.channel_name)
+        await hub.subscribe(self.channel_layer, iid, self)
         self.runs[iid] = {"next": after + 1, "tenant": str(instance.tenant_id)}
         status, last = await database_sync_to_async(_status_and_last)(iid)
         await self.send_event("workflow_run_joined", {"instance_id": iid, "status": status, "last_seq": last})
@@ -148,7 +213,7 @@ class EventsConsumer(AsyncWebsocketConsumer):
     async def on_run_leave(self, data: dict[str, Any]) -> None:
         iid = str(data.get("instance_id"))
         if self.runs.pop(iid, None) is not None:
-            await self.channel_layer.group_discard(streams.group(iid), self.channel_name)
+            await hub.unsubscribe(self.channel_layer, iid, self)
         await self.send_event("workflow_run_left", {"instance_id": iid})
 
     HANDLERS = {
@@ -158,7 +223,19 @@ class EventsConsumer(AsyncWebsocketConsumer):
         "workflow_run_leave": on_run_leave,
     }
 
-    # --- from the channel layer -----------------------------------------------------------------
+    # --- from the channel layer, through the hub -------------------------------------------------
+    def post(self, message: dict[str, Any]) -> None:
+        try:
+            self.inbox.put_nowait(message)
+        except asyncio.QueueFull:  # a slow client: its next message or ping fills the hole
+            EventsConsumer.inbox_dropped += 1
+
+    async def drain(self) -> None:
+        while True:
+            message = await self.inbox.get()
+            async with self.lock:
+                await self.run_events(message)
+
     async def run_events(self, message: dict[str, Any]) -> None:
         for msg in message["events"]:
             data = msg["data"]

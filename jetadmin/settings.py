@@ -329,10 +329,17 @@ else:
 # --- Channels --------------------------------------------------------------------------------------
 if REDIS_URL:
     CHANNEL_LAYERS = {
-        "default": {"BACKEND": "channels_redis.core.RedisChannelLayer", "CONFIG": {"hosts": [REDIS_URL]}}
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {"hosts": [REDIS_URL], "capacity": 1000},
+        }
     }
 else:
-    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+    CHANNEL_LAYERS = {
+        "default": {"BACKEND": "channels.layers.InMemoryChannelLayer", "CONFIG": {"capacity": 1000}}
+    }
+# (capacity: messages a channel holds before the layer drops more. One channel per web process carries
+# every watched run's events (jetadmin/consumers.Hub); what is dropped anyway is refilled from the journal.)
 
 # Websocket limits (jetadmin/consumers.py): the largest frame accepted, and a per-connection token bucket.
 JETADMIN_WS_MAX_FRAME = env.int("JETADMIN_WS_MAX_FRAME", default=64 * 1024)
