@@ -261,10 +261,13 @@ class EventsConsumer(AsyncWebsocketConsumer):
     async def deliver(self, iid: str, msg: dict[str, Any]) -> None:
         run = self.runs[iid]
         data = msg["data"]
-        if data.get("output_truncated"):
-            data["output_url"] = f"/api/v1/tenants/{run['tenant']}/workflows/instances/{iid}/"
         run["next"] = data["seq"] + 1
-        await self.send_event(msg["event"], data)
+        text = msg.get("text")  # a live message is shared by the process' connections: encoded once
+        if text is None:
+            if data.get("output_truncated"):
+                data["output_url"] = f"/api/v1/tenants/{run['tenant']}/workflows/instances/{iid}/"
+            text = msg["text"] = json.dumps({"event": msg["event"], "data": data}, default=str)
+        await self.send(text_data=text)
 
 
 def _authenticate(raw: str) -> tuple[Any, Any]:
