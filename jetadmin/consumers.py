@@ -47,17 +47,18 @@ class Hub:
         self.loop: asyncio.AbstractEventLoop | None = None
         self.channel = ""
         self.subscribers: dict[str, set[EventsConsumer]] = {}
-        self.task: asyncio.Task[None] | None = None
+        self.tasks: list[asyncio.Task[None]] = []
 
     async def subscribe(self, layer: Any, iid: str, consumer: EventsConsumer) -> None:
         loop = asyncio.get_running_loop()
         if self.loop is not loop:  # first use on this event loop (a new server, or a test's loop)
             self.loop, self.subscribers = loop, {}
             self.channel = await layer.new_channel()  # same prefix as the connections: one reader
-            self.task = loop.create_task(self._pump(layer, self.channel))
+            self.tasks = [loop.create_task(self._pump(layer, self.channel)), loop.create_task(self._renew())]
         subscribers = self.subscribers.setdefault(iid, set())
         if not subscribers:
             await layer.group_add(streams.group(iid), self.channel)
+            await self._watch([iid])
         subscribers.add(consumer)
 
     async def unsubscribe(self, layer: Any, iid: str, consumer: EventsConsumer) -> None:
@@ -68,6 +69,22 @@ class Hub:
         if not subscribers:
             del self.subscribers[iid]
             await layer.group_discard(streams.group(iid), self.channel)
+            try:
+                await streams.watchlist.remove(iid, self.channel)
+            except Exception:  # it expires by itself
+                logger.warning("could not unlist a watched run", exc_info=True)
+
+    async def _watch(self, iids: list[str]) -> None:
+        try:
+            await streams.watchlist.add(iids, self.channel)
+        except Exception:  # Redis away: the connections fill from the journal when it is back
+            logger.warning("could not list the watched runs", exc_info=True)
+
+    async def _renew(self) -> None:
+        while True:
+            await asyncio.sleep(streams.Watchlist.TTL_S / 3)
+            if self.subscribers and streams.watchlist.distributed():
+                await self._watch(list(self.subscribers))
 
     async def _pump(self, layer: Any, channel: str) -> None:
         while True:
@@ -209,6 +226,14 @@ class EventsConsumer(AsyncWebsocketConsumer):
         status, last = await database_sync_to_async(_status_and_last)(iid)
         await self.send_event("workflow_run_joined", {"instance_id": iid, "status": status, "last_seq": last})
         await self.fill(iid, last)
+        if streams.watchlist.distributed():  # workers learn of the watch within REFRESH_S: look again then
+            asyncio.get_running_loop().create_task(self.late_fill(iid))
+
+    async def late_fill(self, iid: str) -> None:
+        await asyncio.sleep(streams.Watchlist.LATE_FILL_S)
+        async with self.lock:
+            if iid in self.runs:
+                await self.fill(iid, await database_sync_to_async(streams.last_seq)(iid))
 
     async def on_run_leave(self, data: dict[str, Any]) -> None:
         iid = str(data.get("instance_id"))
