@@ -10,8 +10,8 @@ first, so the client sees every event once and in order. ``pong`` reports the jo
 of each joined run (after filling any hole), so even a dropped *last* event is delivered.
 
 Frames over ``JETADMIN_WS_MAX_FRAME`` bytes and messages beyond the per-connection rate
-(``JETADMIN_WS_RATE`` per second, bursts of ``JETADMIN_WS_BURST``) are answered with an ``error`` and
-otherwise ignored. The logic lives in :mod:`apps.workflows.streams`; this class only routes.
+(``JETADMIN_WS_RATE`` per second, bursts of ``JETADMIN_WS_BURST``) are ignored, with one ``error`` a
+second while a flood lasts. The logic lives in :mod:`apps.workflows.streams`; this class only routes.
 """
 
 from __future__ import annotations
@@ -117,7 +117,7 @@ class EventsConsumer(AsyncWebsocketConsumer):
         self.runs: dict[str, dict[str, Any]] = {}  # instance id -> {"next": seq owed, "tenant": id}
         self.tokens = float(settings.JETADMIN_WS_BURST)
         self.refilled = time.monotonic()
-        self.limited = False
+        self.limited_at = -1e9  # when this connection was last told it is rate limited
         self.inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue(maxsize=INBOX)
         self.lock = asyncio.Lock()  # live messages and the client's own events, one at a time
         self.drainer = asyncio.get_running_loop().create_task(self.drain())
@@ -139,11 +139,10 @@ class EventsConsumer(AsyncWebsocketConsumer):
             )
             return
         if not self.allowed():
-            if not self.limited:  # one error per flood, not one per message
-                self.limited = True
+            if time.monotonic() - self.limited_at >= 1.0:  # one error a second in a flood, not one each
+                self.limited_at = time.monotonic()
                 await self.error("rate_limited", "Too many messages; slow down.")
             return
-        self.limited = False
         try:
             content = json.loads(text_data if text_data is not None else (bytes_data or b"").decode())
         except (ValueError, UnicodeDecodeError):

@@ -311,7 +311,9 @@ def test_oversized_frames_and_floods_get_an_error_and_the_connection_lives_on(db
             replies.append(await receive(ws))
         pongs = [r for r in replies if r["event"] == "pong"]
         errors = [r for r in replies if r["event"] == "error"]
-        assert 10 <= len(pongs) < 100 and [e["data"]["code"] for e in errors] == ["rate_limited"]
+        # The burst (10) plus what the bucket refilled (50/s) while the flood lasted; one error a second.
+        assert 10 <= len(pongs) < 60, len(pongs)
+        assert 1 <= len(errors) <= 2 and {e["data"]["code"] for e in errors} == {"rate_limited"}, errors
         await asyncio.sleep(0.3)
         await send(ws, "ping", n="after")
         assert await receive(ws) == {"event": "pong", "data": {"n": "after"}}
