@@ -365,10 +365,31 @@ def test_a_thousand_events_with_a_disconnect_in_the_middle(people, embedded_work
     assert seqs(got) == list(range(1, total + 1))  # no gap, no duplicate, in order
 
 
-def test_a_layer_that_drops_most_messages_still_delivers_every_event(people, embedded_worker, settings):
+def test_a_layer_that_drops_most_messages_still_delivers_every_event(
+    people, embedded_worker, settings, monkeypatch
+):
     """A channel capacity of 1 makes the layer itself drop messages (group_send skips a full channel
-    without a word, in channels-redis and the in-memory layer alike); the client still gets them all."""
+    without a word, in channels-redis and the in-memory layer alike); the client still gets them all.
+    The process' hub reads its channel slowly here, so that the channel really is full at times."""
     from channels.layers import channel_layers
+
+    from jetadmin import consumers
+
+    real_receive = consumers.Hub._pump
+
+    async def slow_pump(self: Any, layer: Any, channel: str) -> None:
+        class Slow:
+            def __getattr__(self, name: str) -> Any:
+                return getattr(layer, name)
+
+            async def receive(self, name: str) -> Any:
+                message = await layer.receive(name)
+                await asyncio.sleep(0.02)
+                return message
+
+        await real_receive(self, Slow(), channel)
+
+    monkeypatch.setattr(consumers.Hub, "_pump", slow_pump)
 
     layer = dict(settings.CHANNEL_LAYERS["default"])
     layer["CONFIG"] = {**layer.get("CONFIG", {}), "capacity": 1}
