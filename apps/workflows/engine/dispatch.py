@@ -25,13 +25,13 @@ import logging
 import os
 import threading
 import time
-import uuid
 from collections.abc import Iterable
 from typing import Any
 
 from django.conf import settings
-from django.db import connection
-from django.db.models import Q
+from django.db import transaction
+from django.db.models import Count, Q
+from django.utils import timezone
 
 logger = logging.getLogger(__name__)
 
@@ -152,67 +152,50 @@ def refill(*, limit: int | None = None) -> int:
     return _refill(limit=limit)[0]
 
 
-_CENSUS_SQL = """
-SELECT i.tenant_id, t.share_weight, COUNT(*) FROM {runs} r
-  JOIN {instances} i ON i.id = r.instance_id JOIN {tenants} t ON t.id = i.tenant_id
- WHERE r.status = %s AND r.lease_owner = %s
- GROUP BY i.tenant_id, t.share_weight"""
-
-# A tenant's oldest held nodes, released and returned in one statement (rows another refill holds
-# locked are skipped on PostgreSQL; SQLite has one writer at a time). The picks are a materialized CTE:
-# as ``id IN (subquery)`` PostgreSQL's planner re-ran the subquery for every held row (32 ms a refill).
-_RELEASE_SQL = """
-WITH picked AS MATERIALIZED (
-  SELECT r.id FROM {runs} r JOIN {instances} i ON i.id = r.instance_id
-   WHERE r.status = %s AND r.lease_owner = %s AND i.tenant_id = %s
-   ORDER BY r.available_at, r.id LIMIT %s {lock})
-UPDATE {runs} SET lease_owner = '', deferred = FALSE, available_at = %s
-  FROM picked WHERE {runs}.id = picked.id AND {runs}.lease_owner = %s
-RETURNING {runs}.instance_id, {runs}.node_id, {runs}.iteration"""
-_SKIP_LOCKED = "FOR UPDATE OF r SKIP LOCKED"
-
-
-def _as_uuid(value: Any) -> uuid.UUID:
-    return value if isinstance(value, uuid.UUID) else uuid.UUID(str(value))
-
-
 def _refill(*, limit: int | None = None, min_room: int = 1) -> tuple[int, bool | None]:
     """(nodes dispatched, whether any node was held when it looked; None if it did not look).
 
     The backlog is measured first (one Redis command): with less room than ``min_room`` nothing more
     is asked of the database, so workers refill in batches rather than one query round per node.
     """
-    from apps.tenancy.models import Tenant
     from apps.workflows.engine import runtime
     from apps.workflows.engine.states import QUEUED
-    from apps.workflows.models import NodeRun, WorkflowInstance
+    from apps.workflows.models import NodeRun
 
     room = target() - backlog(fresh=True)
     if limit is not None:
         room = min(room, limit)
     if room < max(1, min_room):
         return 0, None
-    tables = {"runs": NodeRun._meta.db_table, "instances": WorkflowInstance._meta.db_table}
-    with connection.cursor() as cursor:  # one statement: how many each tenant holds, and its weight
-        cursor.execute(_CENSUS_SQL.format(tenants=Tenant._meta.db_table, **tables), [QUEUED, HELD])
-        census = cursor.fetchall()
+    held_rows = NodeRun.objects.filter(status=QUEUED, lease_owner=HELD)
+    # One statement: how many each tenant holds, and its weight.
+    census = list(
+        held_rows.values("instance__tenant_id", "instance__tenant__share_weight")
+        .annotate(n=Count("id"))
+        .values_list("instance__tenant_id", "instance__tenant__share_weight", "n")
+    )
     if not census:
         return 0, False
-    held = {str(tenant_id): n for tenant_id, _, n in census}
-    weights = {str(tenant_id): weight for tenant_id, weight, _ in census}
-    db_tenant = {str(tenant_id): tenant_id for tenant_id, _, _ in census}
-    with _lock:
-        split = _shares.split(room, held, weights)
-    release = _RELEASE_SQL.format(lock=_SKIP_LOCKED if connection.vendor == "postgresql" else "", **tables)
-    at = NodeRun._meta.get_field("available_at").get_db_prep_value(runtime.requeue_at(), connection)
+    held = {tenant_id: n for tenant_id, _, n in census}
+    weights = {tenant_id: weight for tenant_id, weight, _ in census}
+    now = timezone.now()
     sent: list[tuple[str, str, str]] = []
-    for tenant_id, count in split.items():
-        if count <= 0:
-            continue
-        with connection.cursor() as cursor:  # each a statement of its own: a transaction by itself
-            cursor.execute(release, [QUEUED, HELD, db_tenant[tenant_id], count, at, HELD])
-            picked = cursor.fetchall()
-        sent += [(str(_as_uuid(i)), n, it) for i, n, it in picked]
+    with transaction.atomic():
+        with _lock:
+            split = _shares.split(room, held, weights)
+        for tenant_id, count in split.items():
+            picked = list(
+                held_rows.select_for_update(skip_locked=True, of=("self",))
+                .filter(instance__tenant_id=tenant_id)
+                .order_by("available_at", "id")
+                .values_list("id", "instance_id", "node_id", "iteration")[:count]
+            )
+            if not picked:
+                continue
+            NodeRun.objects.filter(pk__in=[p[0] for p in picked], lease_owner=HELD).update(
+                lease_owner="", deferred=False, available_at=runtime.requeue_at(now)
+            )
+            sent += [(str(i), n, it) for _, i, n, it in picked]
     if sent:
         runtime.publish(sent)
     return len(sent), True
