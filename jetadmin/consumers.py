@@ -27,7 +27,6 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 from rest_framework.exceptions import NotFound, PermissionDenied
 
-from apps.tenancy import services as tenancy
 from apps.workflows import streams
 
 logger = logging.getLogger(__name__)
@@ -192,7 +191,7 @@ class EventsConsumer(AsyncWebsocketConsumer):
         if not isinstance(token, str) or not token:
             await self.error("bad_message", "authenticate needs data.token.", field="token")
             return
-        user, key = await database_sync_to_async(_authenticate)(token)
+        user, key = await database_sync_to_async(streams.authenticate)(token)
         if user is None and key is None:
             await self.error("not_authenticated", "Invalid or expired token.")
             return
@@ -222,7 +221,7 @@ class EventsConsumer(AsyncWebsocketConsumer):
         # as a duplicate if the replay already sent it).
         await hub.subscribe(self.channel_layer, iid, self)
         self.runs[iid] = {"next": after + 1, "tenant": str(instance.tenant_id)}
-        status, last = await database_sync_to_async(_status_and_last)(iid)
+        status, last = await database_sync_to_async(streams.status_and_last_seq)(iid)
         await self.send_event("workflow_run_joined", {"instance_id": iid, "status": status, "last_seq": last})
         await self.fill(iid, last)
         if streams.watchlist.distributed():  # workers learn of the watch within REFRESH_S: look again then
@@ -292,17 +291,3 @@ class EventsConsumer(AsyncWebsocketConsumer):
                 data["output_url"] = f"/api/v1/tenants/{run['tenant']}/workflows/instances/{iid}/"
             text = msg["text"] = json.dumps({"event": msg["event"], "data": data}, default=str)
         await self.send(text_data=text)
-
-
-def _authenticate(raw: str) -> tuple[Any, Any]:
-    token = tenancy.auth_token_authenticate(raw=raw)
-    if token is not None:
-        return token.user, None
-    return None, tenancy.api_key_authenticate(raw=raw)
-
-
-def _status_and_last(iid: str) -> tuple[str, int]:
-    from apps.workflows.models import WorkflowInstance
-
-    status = WorkflowInstance.objects.filter(pk=iid).values_list("status", flat=True).first()
-    return str(status), streams.last_seq(iid)

@@ -26,6 +26,7 @@ from typing import Any
 from django.conf import settings
 from rest_framework.exceptions import NotFound
 
+from apps.tenancy import services as tenancy
 from apps.tenancy.models import APIKey, User
 from apps.tenancy.selectors import tenant_access
 from apps.workflows.models import InstanceEvent, InstanceStatus, JournalCounter, WorkflowInstance
@@ -89,6 +90,19 @@ def run_for_join(*, user: User | None, api_key: APIKey | None, instance_id: Any)
     access = tenant_access(user=user, api_key=api_key, tenant_id=instance.tenant_id)
     access.require("workflow.view")
     return instance
+
+
+def authenticate(raw: str) -> tuple[User | None, APIKey | None]:
+    """A websocket's ``authenticate`` token: a user token, else an API key; (None, None) if neither."""
+    token = tenancy.auth_token_authenticate(raw=raw)
+    if token is not None:
+        return token.user, None
+    return None, tenancy.api_key_authenticate(raw=raw)
+
+
+def status_and_last_seq(instance_id: Any) -> tuple[str, int]:
+    status = WorkflowInstance.objects.filter(pk=instance_id).values_list("status", flat=True).first()
+    return str(status), last_seq(instance_id)
 
 
 def last_seq(instance_id: Any) -> int:

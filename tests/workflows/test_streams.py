@@ -83,6 +83,16 @@ async def stream_until_end(ws: WebsocketCommunicator, timeout: float = 30) -> li
     raise AssertionError(f"no end of the run in {timeout}s: {got[-3:]}")
 
 
+async def joined(owner_token: str, iid: str, after_seq: int = 0) -> WebsocketCommunicator:
+    """A connection authenticated by token that has joined ``iid`` (``workflow_run_joined`` read)."""
+    ws = await connect()
+    await send(ws, "authenticate", token=owner_token)
+    await receive(ws)
+    await send(ws, "workflow_run_join", instance_id=iid, after_seq=after_seq)
+    assert (await receive(ws))["event"] == "workflow_run_joined"
+    return ws
+
+
 def seqs(messages: list[dict[str, Any]]) -> list[int]:
     return [m["data"]["seq"] for m in messages if "seq" in m["data"]]
 
@@ -253,11 +263,7 @@ def test_messages_the_layer_drops_are_filled_from_the_journal(people, embedded_w
     iid = start(people["owner"], people["tenant"], SLOW)
 
     async def scenario() -> list[dict[str, Any]]:
-        ws = await connect()
-        await send(ws, "authenticate", token=owner_token)
-        await receive(ws)
-        await send(ws, "workflow_run_join", instance_id=iid)
-        assert (await receive(ws))["event"] == "workflow_run_joined"
+        ws = await joined(owner_token, iid)
         got = await stream_until_end(ws)
         await ws.disconnect()
         return got
@@ -335,22 +341,14 @@ def _disconnect_and_rejoin(people: dict[str, Any]) -> tuple[str, list[dict[str, 
     iid = start(people["owner"], people["tenant"], CHAIN_333)
 
     async def scenario() -> list[dict[str, Any]]:
-        ws = await connect()
-        await send(ws, "authenticate", token=owner_token)
-        await receive(ws)
-        await send(ws, "workflow_run_join", instance_id=iid)
-        assert (await receive(ws))["event"] == "workflow_run_joined"
+        ws = await joined(owner_token, iid)
         first = []
         while len(first) < 300:
             msg = await receive(ws)
             if msg["event"] != "pong":
                 first.append(msg)
         await ws.disconnect()
-        ws = await connect()
-        await send(ws, "authenticate", token=owner_token)
-        await receive(ws)
-        await send(ws, "workflow_run_join", instance_id=iid, after_seq=first[-1]["data"]["seq"])
-        assert (await receive(ws))["event"] == "workflow_run_joined"
+        ws = await joined(owner_token, iid, after_seq=first[-1]["data"]["seq"])
         rest = await stream_until_end(ws, timeout=60)
         await ws.disconnect()
         return first + rest
