@@ -27,7 +27,10 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 from rest_framework.exceptions import NotFound, PermissionDenied
 
+from apps.tenancy.services import Actor
+from apps.widgets import bridge
 from apps.workflows import streams
+from jetadmin.api.errors import ApplicationError
 
 logger = logging.getLogger(__name__)
 INBOX = 2000  # live messages a connection may have waiting; beyond, they are dropped (and refilled)
@@ -45,10 +48,10 @@ class Hub:
     def __init__(self) -> None:
         self.loop: asyncio.AbstractEventLoop | None = None
         self.channel = ""
-        self.subscribers: dict[str, set[EventsConsumer]] = {}
+        self.subscribers: dict[str, set[Any]] = {}  # run id -> consumers (and widgets' watchers)
         self.tasks: list[asyncio.Task[None]] = []
 
-    async def subscribe(self, layer: Any, iid: str, consumer: EventsConsumer) -> None:
+    async def subscribe(self, layer: Any, iid: str, consumer: Any) -> None:
         loop = asyncio.get_running_loop()
         if self.loop is not loop:  # first use on this event loop (a new server, or a test's loop)
             self.loop, self.subscribers = loop, {}
@@ -60,7 +63,7 @@ class Hub:
             await self._watch([iid])
         subscribers.add(consumer)
 
-    async def unsubscribe(self, layer: Any, iid: str, consumer: EventsConsumer) -> None:
+    async def unsubscribe(self, layer: Any, iid: str, consumer: Any) -> None:
         subscribers = self.subscribers.get(iid)
         if subscribers is None:
             return
@@ -105,6 +108,14 @@ class Hub:
 hub = Hub()
 
 
+class Watcher:
+    """A widget's hold on a run it reads from but did not start: keeps the run on the watch list (so
+    workers process it for the widget's group) without streaming its raw events to the connection."""
+
+    def post(self, message: dict[str, Any]) -> None:
+        pass
+
+
 class EventsConsumer(AsyncWebsocketConsumer):
     holes_filled = 0  # live messages that arrived after a hole, in this process (a diagnostic)
     inbox_dropped = 0  # live messages dropped because a connection's inbox was full
@@ -114,6 +125,8 @@ class EventsConsumer(AsyncWebsocketConsumer):
         self.user = user if user is not None and user.is_authenticated else None
         self.api_key: Any = None
         self.runs: dict[str, dict[str, Any]] = {}  # instance id -> {"next": seq owed, "tenant": id}
+        self.widgets: dict[str, dict[str, Any]] = {}  # widget id -> its group, run, watcher, params
+        self.refreshed: dict[str, float] = {}  # widget id -> when widget_refresh last started a run
         self.tokens = float(settings.JETADMIN_WS_BURST)
         self.refilled = time.monotonic()
         self.limited_at = -1e9  # when this connection was last told it is rate limited
@@ -128,6 +141,8 @@ class EventsConsumer(AsyncWebsocketConsumer):
         for iid in list(self.runs):
             await hub.unsubscribe(self.channel_layer, iid, self)
         self.runs.clear()
+        for wid in list(self.widgets):
+            await self.widget_leave(wid)
 
     # --- envelope -------------------------------------------------------------------------------
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
@@ -239,12 +254,154 @@ class EventsConsumer(AsyncWebsocketConsumer):
             await hub.unsubscribe(self.channel_layer, iid, self)
         await self.send_event("workflow_run_left", {"instance_id": iid})
 
+    # --- widgets (the checks and reads are apps.widgets.bridge's) ---------------------------------
+    async def on_widget_connect(self, data: dict[str, Any]) -> None:
+        mode = data.get("mode")
+        if mode not in bridge.MODES:
+            await self.error("bad_message", f"mode must be one of {', '.join(bridge.MODES)}.", field="mode")
+            return
+        await self.widget_connect(
+            data.get("widget_id"), mode, data.get("instance_id"), data.get("input_params")
+        )
+
+    async def widget_connect(
+        self, wid: Any, mode: str, instance_id: Any, input_params: Any, force: bool = False
+    ) -> None:
+        if self.user is None and self.api_key is None:
+            await self.error("not_authenticated", "Authenticate first.", widget_id=wid)
+            return
+        try:
+            plan = await database_sync_to_async(bridge.plan)(
+                user=self.user,
+                api_key=self.api_key,
+                widget_id=wid,
+                mode=mode,
+                instance_id=instance_id,
+                input_params=input_params,
+            )
+        except NotFound:
+            await self.error("not_found", "No such widget or run.", widget_id=wid)
+            return
+        except PermissionDenied as exc:
+            await self.error("permission_denied", str(exc.detail), widget_id=wid)
+            return
+        except ApplicationError as exc:
+            await self.error("bad_message", exc.message, widget_id=wid, details=exc.details)
+            return
+        wid = str(plan.widget.id)
+        await self.widget_leave(wid)  # one subscription per widget and connection: the new one replaces it
+        state: dict[str, Any] = {"group": plan.group, "instance": None, "ended": False, "watcher": None}
+        state["params"] = input_params
+        if plan.group:  # joined before the run starts, so its first update is not missed
+            await self.channel_layer.group_add(plan.group, self.channel_name)
+            self.widgets[wid] = state
+        instance = plan.instance
+        if mode == "execute":
+            try:
+                instance = await database_sync_to_async(bridge.start)(
+                    plan=plan, actor=self.actor(), force=force
+                )
+            except ApplicationError as exc:
+                await self.widget_leave(wid)
+                error = {"code": exc.code, "message": exc.message, "recoverable": False}
+                await self.send_event("widget_workflow_error", {"widget_id": wid, "error": error})
+                return
+        if instance is None:  # plan() always names the run for the other modes
+            return
+        iid = state["instance"] = str(instance.id)
+        if mode == "subscribe":
+            state["watcher"] = Watcher()
+            await hub.subscribe(self.channel_layer, iid, state["watcher"])
+        for msg in await database_sync_to_async(bridge.connected)(plan, instance):
+            await self.widget_deliver(state, msg)
+        if wid in self.widgets and not state["ended"]:  # an end the workers sent before the watch began
+            asyncio.get_running_loop().create_task(self.widget_late_check(wid, iid))
+
+    async def widget_late_check(self, wid: str, iid: str) -> None:
+        await asyncio.sleep(streams.Watchlist.LATE_FILL_S)
+        async with self.lock:
+            state = self.widgets.get(wid)
+            if state is None or state["instance"] != iid or state["ended"]:
+                return
+            for msg in await database_sync_to_async(bridge.ended_messages)(wid, iid):
+                await self.widget_deliver(state, msg)
+
+    async def widget_leave(self, wid: str) -> None:
+        state = self.widgets.pop(wid, None)
+        if state is None:
+            return
+        await self.channel_layer.group_discard(state["group"], self.channel_name)
+        if state["watcher"] is not None:
+            await hub.unsubscribe(self.channel_layer, state["instance"], state["watcher"])
+
+    async def widget_deliver(self, state: dict[str, Any], msg: dict[str, Any]) -> None:
+        if msg["event"] == "widget_workflow_status":
+            state["ended"] = True
+        await self.send_event(msg["event"], msg["data"])
+
+    async def on_widget_disconnect(self, data: dict[str, Any]) -> None:
+        wid = str(data.get("widget_id"))
+        await self.widget_leave(wid)
+        await self.send_event("widget_workflow_disconnected", {"widget_id": wid})
+
+    async def on_widget_refresh(self, data: dict[str, Any]) -> None:
+        wid = str(data.get("widget_id"))
+        now, every = time.monotonic(), settings.JETADMIN_WIDGET_REFRESH_MIN_S
+        if now - self.refreshed.get(wid, -1e9) < every:
+            await self.error("rate_limited", f"A widget refreshes at most every {every:g} s.", widget_id=wid)
+            return
+        self.refreshed[wid] = now
+        params = data["input_params"] if "input_params" in data else self.widgets.get(wid, {}).get("params")
+        await self.widget_connect(wid, "execute", None, params, force=True)
+
+    async def on_widget_send_input(self, data: dict[str, Any]) -> None:
+        wid, iid = data.get("widget_id"), data.get("instance_id")
+        if "data" not in data:
+            await self.error("bad_message", "widget_send_input needs data.data.", field="data")
+            return
+        if self.user is None and self.api_key is None:
+            await self.error("not_authenticated", "Authenticate first.", widget_id=wid)
+            return
+        try:
+            result = await database_sync_to_async(bridge.send_input)(
+                user=self.user, api_key=self.api_key, widget_id=wid, instance_id=iid, data=data["data"]
+            )
+        except NotFound:
+            await self.error("not_found", "No such widget or run.", widget_id=wid)
+            return
+        except PermissionDenied as exc:
+            await self.error("permission_denied", str(exc.detail), widget_id=wid)
+            return
+        except ApplicationError as exc:
+            error = {"code": exc.code, "message": exc.message, "recoverable": True, "details": exc.details}
+            await self.send_event(
+                "widget_workflow_error", {"widget_id": wid, "instance_id": iid, "error": error}
+            )
+            return
+        await self.send_event("widget_input_accepted", result)
+
+    def actor(self) -> Actor:
+        return Actor(user=self.user, api_key=self.api_key)
+
     HANDLERS = {
         "ping": on_ping,
         "authenticate": on_authenticate,
         "workflow_run_join": on_run_join,
         "workflow_run_leave": on_run_leave,
+        "widget_workflow_connect": on_widget_connect,
+        "widget_workflow_disconnect": on_widget_disconnect,
+        "widget_refresh": on_widget_refresh,
+        "widget_send_input": on_widget_send_input,
     }
+
+    # --- a widget group's messages (processed by a worker), straight from the channel layer --------
+    async def widget_events(self, message: dict[str, Any]) -> None:
+        async with self.lock:
+            for msg in message["events"]:
+                state = self.widgets.get(msg["data"]["widget_id"])
+                if state is None or msg["data"].get("instance_id") != state["instance"] or state["ended"]:
+                    continue  # disconnected, an earlier run's (before a refresh), or after its end
+                await self.widget_deliver(state, msg)
 
     # --- from the channel layer, through the hub -------------------------------------------------
     def post(self, message: dict[str, Any]) -> None:

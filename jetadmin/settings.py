@@ -68,6 +68,7 @@ INSTALLED_APPS = [
     "apps.triggers",
     "apps.datasources",
     "apps.queries",
+    "apps.widgets",
 ]
 
 MIDDLEWARE = [
@@ -345,6 +346,10 @@ else:
 JETADMIN_WS_MAX_FRAME = env.int("JETADMIN_WS_MAX_FRAME", default=64 * 1024)
 JETADMIN_WS_RATE = env.float("JETADMIN_WS_RATE", default=20.0)
 JETADMIN_WS_BURST = env.int("JETADMIN_WS_BURST", default=60)
+# Widgets: viewers of one widget with the same parameters share a run in flight or ended this recently;
+# widget_refresh forces a new run at most this often per widget and connection.
+JETADMIN_WIDGET_REUSE_S = env.float("JETADMIN_WIDGET_REUSE_S", default=30.0)
+JETADMIN_WIDGET_REFRESH_MIN_S = env.float("JETADMIN_WIDGET_REFRESH_MIN_S", default=2.0)
 
 # --- logging -----------------------------------------------------------------------------------------
 LOGGING = {

@@ -17,6 +17,7 @@ urlpatterns = [
     path("api/v1/", include("apps.triggers.api.urls")),
     path("api/v1/", include("apps.datasources.api.urls")),
     path("api/v1/", include("apps.queries.api.urls")),
+    path("api/v1/", include("apps.widgets.api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("admin/", admin.site.urls),

@@ -106,6 +106,8 @@ class WorkflowInstance(models.Model):
     input = models.JSONField(default=dict, blank=True)
     output = models.JSONField(null=True, blank=True)
     error = models.JSONField(null=True, blank=True)
+    # Context written from outside the run (``ctx.__widgetInput``), compare-and-set on context_version.
+    context = models.JSONField(default=dict, blank=True)
     context_version = models.PositiveIntegerField(default=0)
     # A sub-workflow run: the parent run and the (node, iteration) of the subWorkflow node waiting on it.
     parent = models.ForeignKey(

@@ -124,21 +124,22 @@ class Publisher:
     threads never wait for Redis. Messages of one run are sent in order, batched per flush."""
 
     def __init__(self) -> None:
-        self.queue: queue.SimpleQueue[tuple[str, list[dict[str, Any]]]] = queue.SimpleQueue()
+        self.queue: queue.SimpleQueue[tuple[str, str, list[dict[str, Any]]]] = queue.SimpleQueue()
         self.pid = 0
         self.server_loop: asyncio.AbstractEventLoop | None = None  # the in-memory layer's loop
         self._lock = threading.Lock()
         self.sent = 0
         self.failed = 0
 
-    def put(self, group_name: str, messages: list[dict[str, Any]]) -> None:
+    def put(self, group_name: str, messages: list[dict[str, Any]], kind: str = "run.events") -> None:
+        """Queue messages for a group; ``kind`` is the layer message's type (the consumer's handler)."""
         if self.pid != os.getpid():  # first use in this process (or a forked child)
             with self._lock:
                 if self.pid != os.getpid():
                     self.queue = queue.SimpleQueue()
                     threading.Thread(target=self._run, name="run-stream-publisher", daemon=True).start()
                     self.pid = os.getpid()
-        self.queue.put((group_name, messages))
+        self.queue.put((kind, group_name, messages))
 
     def _run(self) -> None:
         from channels.layers import InMemoryChannelLayer, get_channel_layer
@@ -152,14 +153,14 @@ class Publisher:
                     batch.append(self.queue.get_nowait())
                 except queue.Empty:
                     break
-            groups: dict[str, list[dict[str, Any]]] = {}
-            for group_name, messages in batch:
-                groups.setdefault(group_name, []).extend(messages)
+            groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
+            for kind, group_name, messages in batch:
+                groups.setdefault((kind, group_name), []).extend(messages)
             layer = get_channel_layer()
             if layer is None:
                 continue
             sends = [
-                layer.group_send(name, {"type": "run.events", "events": m}) for name, m in groups.items()
+                layer.group_send(name, {"type": kind, "events": m}) for (kind, name), m in groups.items()
             ]
             try:
                 if isinstance(layer, InMemoryChannelLayer):

@@ -196,7 +196,11 @@ class _Part:
         self.alias = alias
         self.fk = fk
         meta = model._meta
-        fields = [meta.pk, *(meta.get_field(name) for name in only)] if only else meta.concrete_fields
+        wanted = {meta.pk.name, *only}
+        # in the model's field order: Model.from_db() matches partial rows to fields in that order
+        fields = [f for f in meta.concrete_fields if f.name in wanted] if only else meta.concrete_fields
+        if only and len(fields) != len(wanted):
+            raise ValueError(f"{model.__name__} has no concrete field(s) {wanted - {f.name for f in fields}}")
         self.fields: list[Any] = list(fields)
         self.attnames = [f.attname for f in self.fields]
         self.converters = []

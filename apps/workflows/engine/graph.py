@@ -463,7 +463,7 @@ def _structure(graph: Graph, errors: list[GraphError], *, check_refs: bool = Tru
             continue  # already reported
         ancestors = graph.ancestors(node_id)
         for ref in refs:
-            if ref.root == "input":
+            if ref.root in ("input", templates.WIDGET_INPUT):
                 continue
             if ref.root == "loop":
                 if graph.scope[node_id] is None:

@@ -109,6 +109,7 @@ class RunData:
     input: Any
     # A child run: (parent run id, subWorkflow node id, its iteration) to wake when this run ends.
     parent: tuple[str, str, str] | None = None
+    trigger: str = ""
 
 
 CACHE_SIZE = 512
@@ -124,7 +125,7 @@ _outputs: LRU[tuple[str, str], str] = LRU(OUTPUTS_KEPT)
 _RUN_ROWS = Lookup(  # a run's start in a worker: SQL built once (the ORM compiled it for every run)
     WorkflowInstance,
     "id",
-    only=("tenant", "version", "input", "parent", "parent_node", "parent_iteration"),
+    only=("tenant", "version", "input", "parent", "parent_node", "parent_iteration", "trigger"),
 )
 
 
@@ -140,9 +141,15 @@ def run_data(instance_id: str) -> RunData:
     if graph is None:  # a test run's graph, or a version this process has not built yet
         raw = WorkflowInstance.objects.values_list("graph", flat=True).get(pk=instance_id)
         graph = _graph_of(row.version_id, raw)
-    data = RunData(instance_id, str(row.tenant_id), graph, row.input, parent)
+    data = RunData(instance_id, str(row.tenant_id), graph, row.input, parent, row.trigger)
     _runs.put(instance_id, data)
     return data
+
+
+def run_trigger(instance_id: str) -> str | None:
+    """How a run this process is executing was started (None if this process has not loaded it)."""
+    data = _runs.get(instance_id)
+    return data.trigger if data is not None else None
 
 
 def _remember_output(instance_id: str, node_id: str, iteration: str, saved_json: str) -> None:
@@ -596,6 +603,13 @@ def _context(
     chain = g.loop_chain(node_id)
     innermost = chain[-1] if chain else None
     data: dict[str, Any] = {"input": run.input}
+    if templates.WIDGET_INPUT in wanted or (
+        node_type.context == "ancestors" and templates.WIDGET_INPUT in repr(g.inputs(node_id))
+    ):  # what a widget sent: read when the node asks for it (it may change while the run goes on)
+        wanted.discard(templates.WIDGET_INPUT)
+        extra = WorkflowInstance.objects.values_list("context", flat=True).get(pk=_uuid(run.instance_id))
+        if isinstance(extra, dict) and templates.WIDGET_INPUT in extra:
+            data[templates.WIDGET_INPUT] = extra[templates.WIDGET_INPUT]
     if not wanted and innermost is None:
         return data, upstream
     if not iteration and innermost is None:
@@ -643,6 +657,11 @@ def run_task(instance_id: str, node_id: str, iteration: str = "") -> str | None:
         _local.next = _local.claim = None
         try:
             status = execute(*target, continuation=not first, claimed=claim)
+        except Exception:
+            # A node whose claim failed is still queued, and its message is gone with this task: make
+            # it due at the reconciler's next pass rather than after the presumed-lost delay.
+            _send_soon([target])
+            raise
         finally:
             _local.inline = False
         target, claim, first = _local.next, _local.claim, False
@@ -678,31 +697,42 @@ def execute(
         run_id, attempt, state = claimed
     else:
         root = g.in_count(node_id) == 0 and g.scope[node_id] is None
-        # PostgreSQL claims and journals in one statement; elsewhere the claim and its journal rows
-        # share one transaction (one commit, not one per statement).
-        atomic = transaction.atomic() if connection.vendor != "postgresql" else contextlib.nullcontext()
-        with atomic:
-            claim = _claim(
-                run,
-                node_id,
-                iteration,
-                owner,
-                leases.lease_seconds(),
-                continuation=continuation,
-                starts_run=root,
-            )
-            if claim is None:
-                return None  # already claimed, finished, canceled, or not yet due: the message was a hint
-            run_id, attempt, state, written = claim
-            fx = Effects()
-            if written is None:
-                fx.node_event(instance_id, node_id, iteration, RUNNING, attempt=attempt)
-                if root:
-                    _instance_to(instance_id, RUNNING, fx, started=True)
-                fx.write()
-            else:
-                fx.events, fx._written = written, len(written)  # written by the claim; still broadcast
-            fx.after_commit()
+
+        def claim_it() -> tuple[int, int, Any] | None:
+            # PostgreSQL claims and journals in one statement; elsewhere the claim and its journal rows
+            # share one transaction (one commit, not one per statement).
+            atomic = transaction.atomic() if connection.vendor != "postgresql" else contextlib.nullcontext()
+            with atomic:
+                claim = _claim(
+                    run,
+                    node_id,
+                    iteration,
+                    owner,
+                    leases.lease_seconds(),
+                    continuation=continuation,
+                    starts_run=root,
+                )
+                if claim is None:
+                    return None  # already claimed, finished, canceled, or not due: the message was a hint
+                run_id, attempt, state, written = claim
+                fx = Effects()
+                if written is None:
+                    fx.node_event(instance_id, node_id, iteration, RUNNING, attempt=attempt)
+                    if root:
+                        _instance_to(instance_id, RUNNING, fx, started=True)
+                    fx.write()
+                else:
+                    fx.events, fx._written = written, len(written)  # written by the claim; still broadcast
+                fx.after_commit()
+            return run_id, attempt, state
+
+        # A claim journals, and the journal's numbering locks the run's counter row until commit: two
+        # writers of one run can deadlock on it (PostgreSQL aborts one). The claim is conditional, so
+        # the aborted one is simply tried again.
+        begun = _retry_db(claim_it)
+        if begun is None:
+            return None
+        run_id, attempt, state = begun
     a = Attempt(run, node_id, iteration, run_id, owner, attempt)
 
     started = time.monotonic()

@@ -3,7 +3,8 @@
 Pure (no ORM, no I/O). Paths take ``.key``, ``[0]`` and ``["key"]``. A value that is exactly one
 expression keeps its type (lists stay lists — charts depend on it); expressions inside a longer
 string are stringified (strings as they are, everything else as JSON). Dicts and lists are resolved
-recursively. Dunder and prototype-like path parts are refused. A missing key raises
+recursively. Dunder and prototype-like path parts are refused, except the root ``__widgetInput`` (what a
+widget sent into the run, ``ctx.__widgetInput``). A missing key raises
 :class:`TemplateError` naming the node, the input, the expression and the keys that do exist.
 """
 
@@ -21,6 +22,7 @@ _IDENT = r"[A-Za-z_][A-Za-z0-9_\-]*"
 _PART = re.compile(rf"\.({_IDENT}|\d+)|\[(\d+)\]|\[\"((?:[^\"\\]|\\.)*)\"\]|\['((?:[^'\\]|\\.)*)'\]")
 _ROOT = re.compile(rf"^({_IDENT})")
 FORBIDDEN = {"__proto__", "prototype", "constructor"}
+WIDGET_INPUT = "__widgetInput"  # what a widget sent into the run: the one double-underscore root
 MAX_KEYS_SHOWN = 20
 
 
@@ -63,7 +65,7 @@ def parse(expression: str) -> Reference:
                 f"{{{{{expression}}}}}: ctx must be followed by a node id, e.g. ctx.node.field."
             )
         root, parts = parts[0], parts[1:]
-    for p in (root, *parts):
+    for p in parts if root == WIDGET_INPUT else (root, *parts):
         if isinstance(p, str) and (p in FORBIDDEN or p.startswith("__")):
             raise TemplateError(f"{{{{{expression}}}}}: the path part {p!r} is not allowed.")
     return Reference(expression=text, root=str(root), path=tuple(parts))

@@ -1,0 +1,158 @@
+"""Widgets API: types, CRUD with field-level errors, tenant isolation and permissions, and a widget's
+data through ``POST …/widgets/{id}/data/`` (runs on the embedded worker)."""
+
+from __future__ import annotations
+
+import pytest
+
+from apps.tenancy.models import Role
+from apps.widgets.models import Widget, WidgetRun
+from tests.conftest import add_member, assert_error
+from tests.widgets.conftest import BAR, ROWS
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def url(shop, *rest: str) -> str:
+    return "/".join([f"/api/v1/tenants/{shop['tenant'].id}/widgets", *rest, ""])
+
+
+def test_widget_types(api, shop):
+    body = api(shop["owner"]).get("/api/v1/widget-types/").json()
+    kinds = {t["type"]: t for t in body}
+    assert {"raw", "bar", "line", "pie", "radar", "scatter", "bubble", "table", "stat"} <= set(kinds)
+    assert kinds["table"]["config_schema"]["required"] == ["rows"]
+
+
+def test_crud_and_field_errors(api, shop):
+    client = api(shop["owner"])
+    created = client.post(
+        url(shop), {"name": "Total", "type": "stat", "config": {"value": "{{ctx.end.total}}"}}, format="json"
+    )
+    assert created.status_code == 201, created.content
+    wid = created.json()["id"]
+    assert client.get(url(shop, wid)).json()["config"] == {"value": "{{ctx.end.total}}"}
+    listed = client.get(url(shop)).json()
+    assert {w["name"] for w in listed["results"]} == {"Total", "Sales by month"}
+    patched = client.patch(url(shop, wid), {"config": {"value": 3, "label": "n"}}, format="json")
+    assert patched.status_code == 200 and patched.json()["config"] == {"value": 3, "label": "n"}
+
+    error = assert_error(client.post(url(shop), {"name": "x", "type": "donut"}, format="json"), 400)
+    assert "Unknown widget type 'donut'" in error["details"]["type"][0]
+    error = assert_error(
+        client.post(url(shop), {"name": "x", "type": "table", "config": {}}, format="json"), 400
+    )
+    assert error["details"] == {"config.rows": ["This field is required."]}
+    error = assert_error(
+        client.post(
+            url(shop), {"name": "x", "type": "raw", "config": {"data": "{{ctx.a.__class__}}"}}, format="json"
+        ),
+        400,
+    )
+    assert "not allowed" in error["details"]["config"][0]
+    error = assert_error(
+        client.patch(url(shop, wid), {"workflow": str(shop["tenant"].id)}, format="json"), 400
+    )
+    assert error["details"]["workflow"] == ["No such workflow in this tenant."]
+    error = assert_error(client.post(url(shop), {"type": "raw"}, format="json"), 400)
+    assert "name" in error["details"]
+    assert Widget.objects.filter(tenant=shop["tenant"]).count() == 2  # nothing half-written
+
+    assert client.delete(url(shop, wid)).status_code == 204
+    assert_error(client.get(url(shop, wid)), 404)
+
+
+def test_other_tenants_and_missing_permissions(api, shop, make_user, make_tenant):
+    outsider = make_user()
+    make_tenant("Other", owner=outsider)
+    assert_error(api(outsider).get(url(shop, str(shop["widget"].id))), 404)
+    assert_error(api(outsider).post(url(shop, str(shop["widget"].id), "data"), {}, format="json"), 404)
+    viewer = make_user()
+    add_member(shop["tenant"], viewer, "viewer")
+    assert api(viewer).get(url(shop, str(shop["widget"].id))).status_code == 200
+    assert_error(api(viewer).post(url(shop), {"name": "x", "type": "raw"}, format="json"), 403)
+    assert_error(api(viewer).delete(url(shop, str(shop["widget"].id))), 403)
+    blind = make_user()
+    membership = add_member(shop["tenant"], blind, "viewer")
+    membership.role = Role.objects.create(tenant=shop["tenant"], name="blind", permissions=["query.view"])
+    membership.save()
+    assert_error(api(blind).get(url(shop)), 403)
+
+
+def test_data_sync_returns_processed_data_and_provenance(api, shop, embedded_worker):
+    client = api(shop["owner"])
+    wid = str(shop["widget"].id)
+    reply = client.post(url(shop, wid, "data"), {"execution_mode": "SYNC", "timeout_s": 20}, format="json")
+    assert reply.status_code == 200, reply.content
+    body = reply.json()
+    assert body["status"] == "succeeded" and body["timed_out"] is False, body
+    assert body["processed_data"] == {
+        "labels": ["Jan", "Feb", "Mar"],
+        "datasets": [{"label": "sales", "data": [3, 5, 4]}],
+    }
+    version = shop["workflow"].current_version.version
+    assert body["provenance"]["instance_id"] == body["instance_id"]
+    assert (
+        body["provenance"]["workflow"] == str(shop["workflow"].id)
+        and body["provenance"]["version"] == version
+    )
+    assert body["provenance"]["finished_at"]
+    widget = Widget.objects.get(pk=wid)
+    assert widget.last_data == body["processed_data"]  # kept for replay when a later run cannot be drawn
+
+    # the same parameters within the reuse window share the run; other parameters get their own
+    again = client.post(url(shop, wid, "data"), {"execution_mode": "ASYNC"}, format="json")
+    assert again.status_code == 202 and again.json() == {"instance_id": body["instance_id"], "reused": True}
+    other = client.post(
+        url(shop, wid, "data"), {"input_params": {"limit": 1}, "execution_mode": "SYNC"}, format="json"
+    )
+    assert other.json()["instance_id"] != body["instance_id"]
+    assert other.json()["processed_data"]["labels"] == ["Jan"]
+    forced = client.post(url(shop, wid, "data"), {"execution_mode": "ASYNC", "refresh": True}, format="json")
+    assert forced.json()["reused"] is False
+    assert WidgetRun.objects.filter(widget_id=wid).values("params_hash").distinct().count() == 2
+
+
+def test_widget_view_runs_only_declared_parameters(api, shop, embedded_worker, make_user):
+    viewer = make_user()
+    add_member(shop["tenant"], viewer, "viewer")  # widget.view, no workflow.run
+    client = api(viewer)
+    wid = str(shop["widget"].id)
+    ok = client.post(
+        url(shop, wid, "data"), {"input_params": {"limit": 2}, "execution_mode": "SYNC"}, format="json"
+    )
+    assert ok.status_code == 200 and ok.json()["processed_data"]["labels"] == ["Jan", "Feb"]
+    error = assert_error(
+        client.post(url(shop, wid, "data"), {"input_params": {"limit": 1, "admin": True}}, format="json"), 403
+    )
+    assert "admin" in error["message"] and "workflow.run" in error["message"]
+    # an editor (workflow.run) may pass what the widget does not declare
+    editor = make_user()
+    add_member(shop["tenant"], editor, "editor")
+    assert (
+        api(editor).post(url(shop, wid, "data"), {"input_params": {"admin": True}}, format="json").status_code
+        == 202
+    )
+
+
+def test_data_errors_are_clear(api, shop, embedded_worker):
+    client = api(shop["owner"])
+    wid = str(shop["widget"].id)
+    error = assert_error(client.post(url(shop, wid, "data"), {"execution_mode": "NOW"}, format="json"), 400)
+    assert "execution_mode" in error["details"]
+    error = assert_error(client.post(url(shop, wid, "data"), {"input_params": [1]}, format="json"), 400)
+    assert "input_params" in error["details"]
+    lonely = client.post(url(shop), {"name": "No flow", "type": "raw"}, format="json").json()
+    error = assert_error(client.post(url(shop, lonely["id"], "data"), {}, format="json"), 400)
+    assert error["message"] == "This widget has no workflow to run."
+    # data that does not fit the widget: the last good data is kept and the error says why
+    ok = client.post(url(shop, wid, "data"), {"execution_mode": "SYNC"}, format="json").json()
+    client.patch(url(shop, wid), {"config": {**BAR, "y": "profit"}}, format="json")
+    bad = client.post(
+        url(shop, wid, "data"), {"execution_mode": "SYNC", "refresh": True}, format="json"
+    ).json()
+    assert bad["status"] == "succeeded"
+    assert bad["error"]["code"] == "widget_data" and bad["error"]["recoverable"] is True
+    assert "row 0 has no field 'profit'" in bad["error"]["message"]
+    assert bad["processed_data"] == ok["processed_data"] and bad["provenance"] == ok["provenance"]
+    assert ROWS  # the fixture's rows are what the chart showed
