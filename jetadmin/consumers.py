@@ -9,6 +9,11 @@ has already sent is dropped, and a hole (the layer dropped something) is filled 
 first, so the client sees every event once and in order. ``pong`` reports the journal's last ``seq``
 of each joined run (after filling any hole), so even a dropped *last* event is delivered.
 
+Widgets: ``widget_workflow_connect`` joins the channel-layer group of the widget and its parameters
+(before it starts a run, so no update is missed) and receives what workers processed for that group
+(``widget_events``); ``widget_send_input``, ``widget_refresh`` and ``widget_workflow_disconnect``
+complete the set. The checks and reads are :mod:`apps.widgets.bridge`'s.
+
 Frames over ``JETADMIN_WS_MAX_FRAME`` bytes and messages beyond the per-connection rate
 (``JETADMIN_WS_RATE`` per second, bursts of ``JETADMIN_WS_BURST``) are ignored, with one ``error`` a
 second while a flood lasts. The logic lives in :mod:`apps.workflows.streams`; this class only routes.

@@ -3,12 +3,15 @@
  *   const rt = JetRealtime.connect();                 // or connect({url, token}) outside a page
  *   rt.joinRun(instanceId, (event, data) => { ... }); // every event of the run, once, in seq order
  *   rt.onState((state) => { ... });                   // "connecting" | "live" | "reconnecting"
+ *   rt.connectWidget(widgetId, {mode: "execute", inputParams}, (event, data) => { ... });
+ *   rt.sendWidgetInput(widgetId, instanceId, data); rt.refreshWidget(widgetId); rt.disconnectWidget(widgetId);
  *
  * It keeps, per joined run, the last seq it handed to the page. A message whose seq is not the next
  * one is held back: a duplicate is dropped; a hole (a message the server's channel layer lost) makes it
  * rejoin with after_seq, and the server replays from its journal. It pings every few seconds: the
  * pong's last_seq reveals a lost *last* event the same way. On a dropped connection it reconnects with
- * growing, jittered delays and rejoins every run after the last seq it has. Each message is also
+ * growing, jittered delays and rejoins every run after the last seq it has, and connects its widgets
+ * again (an "execute" widget re-attaches to the run in flight, which the server shares). Each message is also
  * dispatched on `document` as a "jetadmin:<event>" CustomEvent. Plain JavaScript, no build step.
  */
 (function () {
@@ -22,6 +25,7 @@
     const scheme = window.location.protocol === "https:" ? "wss:" : "ws:";
     const url = opts.url || `${scheme}//${window.location.host}/ws/`;
     const runs = new Map(); // instance id -> {last, handler}
+    const widgets = new Map(); // widget id -> {mode, instanceId, inputParams, handler, lastData}
     const stateListeners = [];
     let socket = null;
     let attempt = 0;
@@ -44,11 +48,26 @@
       send("workflow_run_join", { instance_id: instanceId, after_seq: run.last });
     }
 
+    function connectWidget(widgetId) {
+      const w = widgets.get(widgetId);
+      const data = { widget_id: widgetId, mode: w.mode };
+      if (w.instanceId && w.mode !== "execute") data.instance_id = w.instanceId;
+      if (w.inputParams) data.input_params = w.inputParams;
+      send("widget_workflow_connect", data);
+    }
+
     function deliver(event, data) {
       document.dispatchEvent(new CustomEvent(`jetadmin:${event}`, { detail: data }));
-      const run = data && runs.get(data.instance_id);
+      const run = data && !event.startsWith("widget_") && runs.get(data.instance_id);
       if (run) {
         run.handler(event, data);
+      }
+      const widget = data && event.startsWith("widget_") && widgets.get(data.widget_id);
+      if (widget) {
+        if (data.instance_id) widget.instanceId = data.instance_id;
+        // An error keeps the last good data: the page shows it with the error, never a blank.
+        if (data.processed_data !== undefined && event !== "widget_workflow_error") widget.lastData = data.processed_data;
+        widget.handler(event, data, widget.lastData);
       }
     }
 
@@ -89,6 +108,7 @@
         attempt = 0;
         if (opts.token) send("authenticate", { token: opts.token });
         runs.forEach((_, iid) => join(iid));
+        widgets.forEach((_, wid) => connectWidget(wid));
         setState("live");
         clearInterval(pinger);
         pinger = setInterval(() => send("ping"), PING_MS);
@@ -113,6 +133,29 @@
       leaveRun(instanceId) {
         runs.delete(instanceId);
         send("workflow_run_leave", { instance_id: instanceId });
+      },
+      connectWidget(widgetId, options, handler) {
+        const o = options || {};
+        widgets.set(widgetId, {
+          mode: o.mode || "execute",
+          instanceId: o.instanceId || null,
+          inputParams: o.inputParams || null,
+          handler,
+          lastData: undefined,
+        });
+        connectWidget(widgetId);
+      },
+      disconnectWidget(widgetId) {
+        widgets.delete(widgetId);
+        send("widget_workflow_disconnect", { widget_id: widgetId });
+      },
+      refreshWidget(widgetId, inputParams) {
+        const w = widgets.get(widgetId);
+        if (w && inputParams) w.inputParams = inputParams;
+        send("widget_refresh", inputParams ? { widget_id: widgetId, input_params: inputParams } : { widget_id: widgetId });
+      },
+      sendWidgetInput(widgetId, instanceId, data) {
+        send("widget_send_input", { widget_id: widgetId, instance_id: instanceId, data });
       },
       onState(listener) {
         stateListeners.push(listener);
