@@ -325,7 +325,7 @@ def _workflows_runs_and_triggers(
     actor: services.Actor, tenant: Tenant, settings: Any
 ) -> dict[str, list[str]]:
     """Two workflows and runs in the states the run actions act on, driven in this thread (the test's
-    transaction is never committed, so no worker sees them), plus a schedule and a webhook."""
+    transaction is never committed, so no worker sees them), plus a schedule, a webhook and widgets."""
     from apps.triggers import services as triggers
     from apps.workflows import services as workflows
     from apps.workflows.engine import runtime
@@ -376,7 +376,22 @@ def _workflows_runs_and_triggers(
     assert states == {"waiting": "waiting", "failed": "failed", "canceled": "canceled"}, states
     schedule = triggers.schedule_create(actor=actor, workflow=ask, cron_expr="0 9 * * *", timezone_name="UTC")
     webhook, token = triggers.webhook_create(actor=actor, workflow=ask, name="fuzz hook")
+    from apps.widgets import services as widgets
+
+    chart = widgets.widget_create(
+        actor=actor,
+        tenant=tenant,
+        name="fuzz chart",
+        type="bar",
+        config={"data": "{{ctx.ask.rows}}", "x": "k", "y": "v"},
+        workflow=ask.id,
+        workflow_config={"input_params": {"item": "crate"}},
+    )
+    stat = widgets.widget_create(
+        actor=actor, tenant=tenant, name="fuzz stat", type="stat", config={"value": 1}
+    )
     return {
+        "widget_id": [str(chart.id), str(stat.id)],
         "workflow_id": [str(ask.id), str(broken.id)],
         "instance_id": [str(i.id) for i in (waiting, failed, canceled, test_run)],
         "schedule_id": [str(schedule.id)] * 2,
