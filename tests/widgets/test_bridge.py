@@ -95,6 +95,15 @@ async def until_status(ws: Any, timeout: float = 20) -> list[dict[str, Any]]:
             return got
 
 
+async def executed(ws: Any, widget: Any) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Connect ``widget`` in execute mode: its ``widget_workflow_connected`` data, then the messages
+    up to the run's status."""
+    await send(ws, "widget_workflow_connect", widget_id=str(widget.id), mode="execute")
+    hello = await receive(ws)
+    assert hello["event"] == "widget_workflow_connected", hello
+    return hello["data"], await until_status(ws)
+
+
 def test_execute_streams_processed_data_then_the_status(shop, embedded_worker):
     widget = widget_on(shop, SLOW, "Slow sales")
     raw = token(shop["owner"])
@@ -283,9 +292,7 @@ def test_refresh_disconnect_and_their_limits(shop, embedded_worker, settings):
 
     async def scenario() -> None:
         ws = await signed_in(raw)
-        await send(ws, "widget_workflow_connect", widget_id=str(widget.id), mode="execute")
-        first = (await receive(ws))["data"]["instance_id"]
-        await until_status(ws)
+        first = (await executed(ws, widget))[0]["instance_id"]
         await send(ws, "widget_refresh", widget_id=str(widget.id))
         hello = (await receive(ws))["data"]
         assert hello["instance_id"] != first  # a new run, not the recent one
@@ -348,3 +355,38 @@ def _access(shop: dict[str, Any]) -> Any:
     from apps.tenancy.selectors import tenant_access
 
     return tenant_access(user=shop["owner"], api_key=None, tenant_id=shop["tenant"].id)
+
+
+def test_data_that_cannot_be_drawn_keeps_the_last_good_data(shop, embedded_worker, settings):
+    settings.JETADMIN_WIDGET_REFRESH_MIN_S = 0
+    widget = widget_on(shop, SLOW, "Fragile")
+    raw = token(shop["owner"])
+
+    async def scenario() -> None:
+        ws = await signed_in(raw)
+        good = (await executed(ws, widget))[1][-1]["data"]
+        assert good["processed_data"] == CHART
+        await asyncio.to_thread(_break_config, widget.id)
+        await send(ws, "widget_refresh", widget_id=str(widget.id))
+        hello = (await receive(ws))["data"]
+        rest = await until_status(ws)
+        errors = [m["data"] for m in rest if m["event"] == "widget_workflow_error"]
+        assert errors and all(e["instance_id"] == hello["instance_id"] for e in errors)
+        assert errors[0]["error"]["code"] == "widget_data" and errors[0]["error"]["recoverable"] is True
+        assert "no field 'profit'" in errors[0]["error"]["message"]
+        assert [m for m in rest if m["event"] == "widget_context_update"] == []  # nothing drawable came
+        status = rest[-1]["data"]
+        assert status["status"] == "succeeded"
+        assert status["processed_data"] == CHART and status["provenance"] == good["provenance"]  # last good
+        await ws.disconnect()
+
+    run(scenario)
+
+
+def _break_config(widget_id: Any) -> None:
+    try:
+        from apps.widgets.models import Widget
+
+        Widget.objects.filter(pk=widget_id).update(config={**BAR, "y": "profit"})
+    finally:
+        connection.close()
