@@ -53,22 +53,26 @@ class Hub:
     def __init__(self) -> None:
         self.loop: asyncio.AbstractEventLoop | None = None
         self.channel = ""
-        self.subscribers: dict[str, set[Any]] = {}  # run id -> consumers (and widgets' watchers)
+        self.subscribers: dict[str, set[EventsConsumer]] = {}
+        self.widget_watches: dict[str, int] = {}  # run id -> widgets of this process following it
         self.tasks: list[asyncio.Task[None]] = []
 
-    async def subscribe(self, layer: Any, iid: str, consumer: Any) -> None:
+    async def _start(self, layer: Any) -> None:
         loop = asyncio.get_running_loop()
         if self.loop is not loop:  # first use on this event loop (a new server, or a test's loop)
-            self.loop, self.subscribers = loop, {}
+            self.loop, self.subscribers, self.widget_watches = loop, {}, {}
             self.channel = await layer.new_channel()  # same prefix as the connections: one reader
             self.tasks = [loop.create_task(self._pump(layer, self.channel)), loop.create_task(self._renew())]
+
+    async def subscribe(self, layer: Any, iid: str, consumer: EventsConsumer) -> None:
+        await self._start(layer)
         subscribers = self.subscribers.setdefault(iid, set())
         if not subscribers:
             await layer.group_add(streams.group(iid), self.channel)
-            await self._watch([iid])
+            await self._watch([iid], self.channel)
         subscribers.add(consumer)
 
-    async def unsubscribe(self, layer: Any, iid: str, consumer: Any) -> None:
+    async def unsubscribe(self, layer: Any, iid: str, consumer: EventsConsumer) -> None:
         subscribers = self.subscribers.get(iid)
         if subscribers is None:
             return
@@ -76,22 +80,45 @@ class Hub:
         if not subscribers:
             del self.subscribers[iid]
             await layer.group_discard(streams.group(iid), self.channel)
-            try:
-                await streams.watchlist.remove(iid, self.channel)
-            except Exception:  # it expires by itself
-                logger.warning("could not unlist a watched run", exc_info=True)
+            await self._unwatch(iid, self.channel)
 
-    async def _watch(self, iids: list[str]) -> None:
+    async def watch_for_widget(self, layer: Any, iid: str) -> None:
+        """A widget of this process follows a run it did not start: workers process the run for it."""
+        await self._start(layer)
+        count = self.widget_watches.get(iid, 0)
+        self.widget_watches[iid] = count + 1
+        if count == 0:
+            await self._watch([iid], self.channel + streams.Watchlist.WIDGETS)
+
+    async def unwatch_for_widget(self, iid: str) -> None:
+        count = self.widget_watches.get(iid, 0) - 1
+        if count > 0:
+            self.widget_watches[iid] = count
+            return
+        if self.widget_watches.pop(iid, None) is not None:
+            await self._unwatch(iid, self.channel + streams.Watchlist.WIDGETS)
+
+    async def _watch(self, iids: list[str], owner: str) -> None:
         try:
-            await streams.watchlist.add(iids, self.channel)
+            await streams.watchlist.add(iids, owner)
         except Exception:  # Redis away: the connections fill from the journal when it is back
             logger.warning("could not list the watched runs", exc_info=True)
+
+    async def _unwatch(self, iid: str, owner: str) -> None:
+        try:
+            await streams.watchlist.remove(iid, owner)
+        except Exception:  # it expires by itself
+            logger.warning("could not unlist a watched run", exc_info=True)
 
     async def _renew(self) -> None:
         while True:
             await asyncio.sleep(streams.Watchlist.TTL_S / 3)
-            if self.subscribers and streams.watchlist.distributed():
-                await self._watch(list(self.subscribers))
+            if not streams.watchlist.distributed():
+                continue
+            if self.subscribers:
+                await self._watch(list(self.subscribers), self.channel)
+            if self.widget_watches:
+                await self._watch(list(self.widget_watches), self.channel + streams.Watchlist.WIDGETS)
 
     async def _pump(self, layer: Any, channel: str) -> None:
         while True:
@@ -111,14 +138,6 @@ class Hub:
 
 
 hub = Hub()
-
-
-class Watcher:
-    """A widget's hold on a run it reads from but did not start: keeps the run on the watch list (so
-    workers process it for the widget's group) without streaming its raw events to the connection."""
-
-    def post(self, message: dict[str, Any]) -> None:
-        pass
 
 
 class EventsConsumer(AsyncWebsocketConsumer):
@@ -295,7 +314,7 @@ class EventsConsumer(AsyncWebsocketConsumer):
             return
         wid = str(plan.widget.id)
         await self.widget_leave(wid)  # one subscription per widget and connection: the new one replaces it
-        state: dict[str, Any] = {"group": plan.group, "instance": None, "ended": False, "watcher": None}
+        state: dict[str, Any] = {"group": plan.group, "instance": None, "ended": False, "watching": False}
         state["params"] = input_params
         if plan.group:  # joined before the run starts, so its first update is not missed
             await self.channel_layer.group_add(plan.group, self.channel_name)
@@ -315,8 +334,8 @@ class EventsConsumer(AsyncWebsocketConsumer):
             return
         iid = state["instance"] = str(instance.id)
         if mode == "subscribe":
-            state["watcher"] = Watcher()
-            await hub.subscribe(self.channel_layer, iid, state["watcher"])
+            state["watching"] = True
+            await hub.watch_for_widget(self.channel_layer, iid)
         for msg in await database_sync_to_async(bridge.connected)(plan, instance):
             await self.widget_deliver(state, msg)
         if wid in self.widgets and not state["ended"]:  # an end the workers sent before the watch began
@@ -336,8 +355,8 @@ class EventsConsumer(AsyncWebsocketConsumer):
         if state is None:
             return
         await self.channel_layer.group_discard(state["group"], self.channel_name)
-        if state["watcher"] is not None:
-            await hub.unsubscribe(self.channel_layer, state["instance"], state["watcher"])
+        if state["watching"]:
+            await hub.unwatch_for_widget(state["instance"])
 
     async def widget_deliver(self, state: dict[str, Any], msg: dict[str, Any]) -> None:
         if msg["event"] == "widget_workflow_status":

@@ -9,9 +9,9 @@ finishes, ``widget_workflow_status`` (with the final data and its provenance) wh
 data. Which groups a run feeds is in the database (``WidgetRun``), not in any process' memory, so a
 widget on any web process hears a run finished by any worker.
 
-A run is processed when it was started for a widget, or when some web process watches it (a
-``subscribe`` to a run started elsewhere). The consumer (:mod:`jetadmin.consumers`) only routes; the
-checks and reads it needs are the functions below, run in a thread.
+A run is processed when it was started for a widget, or while a widget of some web process follows
+it (a ``subscribe`` to a run started elsewhere: a widget watch on the watch list). The consumer
+(:mod:`jetadmin.consumers`) only routes; the checks and reads it needs are below, run in a thread.
 """
 
 from __future__ import annotations
@@ -84,7 +84,7 @@ def on_events(events: list[InstanceEvent], **_: Any) -> None:
         if event.type == "node.succeeded" or event.type in _ENDS:
             changed[str(event.instance_id)] = event.node_id
     for iid, node_id in changed.items():
-        if runtime.run_trigger(iid) != Trigger.WIDGET and not streams.watchlist.watched(iid):
+        if runtime.run_trigger(iid) != Trigger.WIDGET and not streams.watchlist.watched_by_widget(iid):
             continue
         try:
             publish(iid, node_id)

@@ -184,22 +184,28 @@ class Watchlist:
 
     Publishing a message through channels-redis costs a worker about a third of a millisecond of CPU;
     for every event of every run that made a 3-node run 30 % dearer under load (bench/load.py), watched
-    or not. Web processes' hubs record the runs they watch; the engine asks :meth:`watched`.
+    or not. Web processes' hubs record the runs they watch; the engine asks :meth:`watched`. A widget
+    that follows a run it did not start watches it as a widget (an owner ending in ``WIDGETS``): only
+    those runs cost a worker the lookup of the widgets a run feeds (:meth:`watched_by_widget`).
 
     Distributed: a Redis sorted set, one member per (run, web process) scored with an expiry the hub
     renews while it watches; each process reads it at most every ``REFRESH_S``. A run that becomes
     watched is published at most ``REFRESH_S`` later: what commits in between reaches the client from
-    the journal (the consumer fills again after ``LATE_FILL_S``). Embedded: a set in the one process.
+    the journal (the consumer fills again after ``LATE_FILL_S``). Embedded: counters in the one process.
     """
 
     KEY = "jetadmin:watched-runs"
+    WIDGETS = "#widgets"
     TTL_S = 60.0
     REFRESH_S = 0.05
     LATE_FILL_S = 0.2
 
     def __init__(self) -> None:
-        self.local: dict[str, int] = {}  # the embedded default: run id -> watching connections' hubs
+        # the embedded default: run id -> watching hubs, for run streams and for widgets
+        self.local: dict[str, int] = {}
+        self.local_widgets: dict[str, int] = {}
         self.cached: set[str] = set()
+        self.cached_widgets: set[str] = set()
         self.cached_at = 0.0
         self._redis: dict[int, Any] = {}  # pid -> sync client (engine side)
         self._async: dict[Any, Any] = {}  # event loop -> asyncio client (hub side)
@@ -210,38 +216,57 @@ class Watchlist:
     # --- engine side ----------------------------------------------------------------------------
     def watched(self, iid: str) -> bool:
         if not self.distributed():
-            return iid in self.local
-        now = time.monotonic()
-        if now - self.cached_at > self.REFRESH_S:
-            self.cached_at = now
-            try:
-                client = self._redis.get(os.getpid())
-                if client is None:
-                    import redis
-
-                    client = self._redis[os.getpid()] = redis.Redis.from_url(settings.REDIS_URL)
-                members: list[Any] = list(client.zrangebyscore(self.KEY, time.time(), "+inf"))
-                self.cached = {bytes(m).decode().partition("|")[0] for m in members}
-            except Exception:  # Redis away: publishing would fail too; clients fill from the journal
-                logger.warning("could not read the watched runs", exc_info=True)
+            return iid in self.local or iid in self.local_widgets
+        self._refresh()
         return iid in self.cached
+
+    def watched_by_widget(self, iid: str) -> bool:
+        if not self.distributed():
+            return iid in self.local_widgets
+        self._refresh()
+        return iid in self.cached_widgets
+
+    def _refresh(self) -> None:
+        now = time.monotonic()
+        if now - self.cached_at <= self.REFRESH_S:
+            return
+        self.cached_at = now
+        try:
+            client = self._redis.get(os.getpid())
+            if client is None:
+                import redis
+
+                client = self._redis[os.getpid()] = redis.Redis.from_url(settings.REDIS_URL)
+            members: list[Any] = list(client.zrangebyscore(self.KEY, time.time(), "+inf"))
+        except Exception:  # Redis away: publishing would fail too; clients fill from the journal
+            logger.warning("could not read the watched runs", exc_info=True)
+            return
+        runs, widgets = set(), set()
+        for member in members:
+            iid, _, owner = bytes(member).decode().partition("|")
+            runs.add(iid)
+            if owner.endswith(self.WIDGETS):
+                widgets.add(iid)
+        self.cached, self.cached_widgets = runs, widgets
 
     # --- web side (a hub, in its event loop) --------------------------------------------------
     async def add(self, iids: list[str], owner: str) -> None:
         if not self.distributed():
+            counts = self.local_widgets if owner.endswith(self.WIDGETS) else self.local
             for iid in iids:
-                self.local[iid] = self.local.get(iid, 0) + 1
+                counts[iid] = counts.get(iid, 0) + 1
             return
         expiry = time.time() + self.TTL_S
         await self._client().zadd(self.KEY, {f"{iid}|{owner}": expiry for iid in iids})
 
     async def remove(self, iid: str, owner: str) -> None:
         if not self.distributed():
-            left = self.local.get(iid, 0) - 1
+            counts = self.local_widgets if owner.endswith(self.WIDGETS) else self.local
+            left = counts.get(iid, 0) - 1
             if left > 0:
-                self.local[iid] = left
+                counts[iid] = left
             else:
-                self.local.pop(iid, None)
+                counts.pop(iid, None)
             return
         client = self._client()
         await client.zrem(self.KEY, f"{iid}|{owner}")

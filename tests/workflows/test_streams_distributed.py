@@ -111,11 +111,11 @@ def test_a_client_on_web_2_hears_every_event_of_a_run_started_on_web_1(
     assert on_web1[0]["event"] == on_web2[0]["event"] == "widget_workflow_connected"
     shared = on_web1[0]["data"]["instance_id"]
     assert on_web2[0]["data"]["instance_id"] == shared  # same widget, same parameters: one run
-    for got in (on_web1, on_web2):
-        assert {m["data"]["instance_id"] for m in got} == {shared}
-        assert got[-1]["data"]["status"] == "succeeded" and got[-1]["data"]["processed_data"] == CHART
-        updates = [m["data"] for m in got if m["event"] == "widget_context_update"]
-        assert updates and updates[0]["processed_data"] == CHART  # processed by a worker, heard live
+    for heard in (on_web1, on_web2):
+        assert {m["data"]["instance_id"] for m in heard} == {shared}
+        assert heard[-1]["data"]["status"] == "succeeded" and heard[-1]["data"]["processed_data"] == CHART
+        drawn = [m["data"] for m in heard if m["event"] == "widget_context_update"]
+        assert drawn and drawn[0]["processed_data"] == CHART  # processed by a worker, heard live
 
 
 def widget_on_both(url1: str, url2: str, token: str, tid: str) -> list[list[dict[str, Any]]]:
