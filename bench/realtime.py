@@ -1,6 +1,6 @@
 """Benchmark: run streams over websockets on the distributed set.
 
-    python bench/realtime.py [--clients 100] [--watchers 10] [--runs 15]
+    python bench/realtime.py [--clients 100] [--watchers 10] [--runs 15] [--only latency|cost]
 
 Starts the distributed set as bench/load.py does (``manage.py serve --workers 2``, two ``celery worker``,
 ``celery beat``, PostgreSQL + Redis) and measures:
@@ -32,11 +32,11 @@ from websockets.asyncio.client import connect
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.load import DB, PG, _request, distributed, http_request  # noqa: E402
+from bench.load import DB, PG, _request, cpu_by_kind, distributed, http_request  # noqa: E402
 
-# W1 behind a 0.3 s gate, so that watchers have joined before the chain runs; timed from the gate's end.
+# W1 behind a 1 s gate, so that watchers have joined before the chain runs; timed from the gate's end.
 GATED_W1 = {
-    "nodes": [{"id": "n0", "type": "start"}, {"id": "gate", "type": "delay", "inputs": {"seconds": 0.3}}]
+    "nodes": [{"id": "n0", "type": "start"}, {"id": "gate", "type": "delay", "inputs": {"seconds": 1.0}}]
     + [{"id": f"n{i}", "type": "fanout"} for i in range(1, 40)],
     "edges": [{"from": "n0", "to": "gate"}, {"from": "gate", "to": "n1"}]
     + [{"from": f"n{i}", "to": f"n{i + 1}"} for i in range(1, 39)],
@@ -144,25 +144,39 @@ def latency(port: int, acct: dict[str, str], clients: int) -> None:
     )
 
 
-def publishing_cost(port: int, acct: dict[str, str], watchers: int, runs: int) -> None:
+def publishing_cost(
+    port: int, acct: dict[str, str], watchers: int, runs: int, roots: dict[str, list[int]]
+) -> None:
     base = f"/api/v1/tenants/{acct['tenant']}/workflows"
     flow = api(port, acct["token"], f"{base}/", {"name": "gated W1", "graph": GATED_W1})
-    alone, watched = [], []
+    alone: list[float] = []
+    watched: list[float] = []
+    cpu: dict[str, dict[str, float]] = {"alone": {}, "watched": {}}
 
     async def watch(iid: str) -> None:
         await asyncio.gather(*(client(port, acct["token"], iid) for _ in range(watchers)))
 
+    def measured(kind: str, durations: list[float], watch_it: bool) -> None:
+        before = cpu_by_kind(roots)
+        iid = api(port, acct["token"], f"{base}/{flow['id']}/execute/", {})["instance_id"]
+        if watch_it:
+            asyncio.run(watch(iid))
+        durations.append(wait_done(iid))
+        after = cpu_by_kind(roots)
+        for name, seconds in after.items():
+            cpu[kind][name] = cpu[kind].get(name, 0.0) + seconds - before[name]
+
     for _ in range(runs):
-        iid = api(port, acct["token"], f"{base}/{flow['id']}/execute/", {})["instance_id"]
-        alone.append(wait_done(iid))
-        iid = api(port, acct["token"], f"{base}/{flow['id']}/execute/", {})["instance_id"]
-        asyncio.run(watch(iid))
-        watched.append(wait_done(iid))
+        measured("alone", alone, False)
+        measured("watched", watched, True)
     a, w = statistics.median(alone), statistics.median(watched)
     print(
         f"W1 40-node chain (gate end -> run end, median of {runs}): alone {a:.1f} ms | "
         f"with {watchers} watchers {w:.1f} ms | ratio {w / a:.2f}"
     )
+    for kind, by_process in cpu.items():  # the bench's own CPU includes its watchers' clients
+        parts = " | ".join(f"{name} {seconds * 1000 / runs:.1f}" for name, seconds in by_process.items())
+        print(f"  CPU ms per run, {kind}: {parts}")
 
 
 def main() -> None:
@@ -175,6 +189,7 @@ def main() -> None:
     parser.add_argument("--web-workers", type=int, default=2)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--concurrency", type=int, default=2)
+    parser.add_argument("--only", choices=["latency", "cost"], help="measure just one of the two")
     args = parser.parse_args()
     logdir = Path(tempfile.mkdtemp(prefix="jetadmin-realtime-"))
     print(f"logs in {logdir}")
@@ -184,8 +199,10 @@ def main() -> None:
             f"== distributed: serve --workers {args.web_workers}, {args.workers} x celery worker -c "
             f"{args.concurrency}, beat; PostgreSQL + Redis (channels-redis)"
         )
-        latency(port, acct, args.clients)
-        publishing_cost(port, acct, args.watchers, args.runs)
+        if args.only != "cost":
+            latency(port, acct, args.clients)
+        if args.only != "latency":
+            publishing_cost(port, acct, args.watchers, args.runs, s["roots"])
 
 
 if __name__ == "__main__":

@@ -346,6 +346,8 @@ else:
 JETADMIN_WS_MAX_FRAME = env.int("JETADMIN_WS_MAX_FRAME", default=64 * 1024)
 JETADMIN_WS_RATE = env.float("JETADMIN_WS_RATE", default=20.0)
 JETADMIN_WS_BURST = env.int("JETADMIN_WS_BURST", default=60)
+# A process publishes run events at most this often (a burst shares its channel-layer sends).
+JETADMIN_WS_PUBLISH_INTERVAL_S = env.float("JETADMIN_WS_PUBLISH_INTERVAL_S", default=0.01)
 # Widgets: viewers of one widget with the same parameters share a run in flight or ended this recently;
 # widget_refresh forces a new run at most this often per widget and connection.
 JETADMIN_WIDGET_REUSE_S = env.float("JETADMIN_WIDGET_REUSE_S", default=30.0)
