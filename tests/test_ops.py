@@ -215,6 +215,25 @@ def test_fresh_demo_start_runs_the_monthly_sales_report(tmp_path, serve_process)
     assert len(months) == 10 and [m["month"] for m in months] == sorted(m["month"] for m in months)
     assert all(m["orders"] > 0 and m["revenue"] > 0 for m in months)
 
+    # the demo widgets (created once, though bootstrap ran twice) draw the same report
+    listing = urllib.request.Request(  # noqa: S310 - local test server
+        f"{server.url}/api/v1/tenants/{tenant_id}/widgets/",
+        headers={"Authorization": f"Token {token['token']}"},
+    )
+    with urllib.request.urlopen(listing, timeout=30) as r:  # noqa: S310 - local test server
+        widgets = {w["name"]: w for w in json.loads(r.read())["results"]}
+    assert set(widgets) == {"Revenue by month", "Orders by month"}
+    status, data = _post(
+        f"{server.url}/api/v1/tenants/{tenant_id}/widgets/{widgets['Revenue by month']['id']}/data/",
+        {"execution_mode": "SYNC", "timeout_s": 60},
+        token=token["token"],
+    )
+    assert status == 200 and data["status"] == "succeeded", data
+    assert data["processed_data"] == {
+        "labels": [m["month"] for m in months],
+        "datasets": [{"label": "revenue", "data": [m["revenue"] for m in months]}],
+    }
+
 
 def _post(url: str, body: dict, token: str | None = None) -> tuple[int, dict]:
     headers = {"Content-Type": "application/json"} | ({"Authorization": f"Token {token}"} if token else {})

@@ -38,9 +38,12 @@ class Command(BaseCommand):
             tenant = services.tenant_create(actor=services.Actor(user=user), name=DEMO_TENANT)
         else:
             tenant = membership.tenant
-        from apps.queries.demo import ensure_sales_demo  # demo data of the other apps, through their services
+        # demo data of the other apps, through their services
+        from apps.queries.demo import ensure_sales_demo
+        from apps.widgets.demo import ensure_widgets_demo
 
         report = ensure_sales_demo(actor=services.Actor(user=user), tenant=tenant)
+        widgets = ensure_widgets_demo(actor=services.Actor(user=user), tenant=tenant, workflow=report)
         url = opts["url"].rstrip("/")
         password = opts["password"] + ("" if created else "  (as first set; this run did not change it)")
         self.stdout.write(
@@ -51,4 +54,5 @@ class Command(BaseCommand):
             + f"  Tenant    {tenant.name} ({url}/t/{tenant.id}/)\n"
             + f"  API docs  {url}/api/docs/   Admin  {url}/admin/\n"
             + f'  Demo      workflow "{report.name}" ({report.id}): run it with {{"since": "2026-01-01"}}\n'
+            + f"  Widgets   {', '.join(w.name for w in widgets)} (their data: POST …/widgets/<id>/data/)\n"
         )
