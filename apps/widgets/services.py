@@ -18,6 +18,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 from rest_framework.exceptions import PermissionDenied
 
@@ -165,24 +166,27 @@ class Started:
 def widget_run(
     *, access: TenantAccess, actor: Actor, widget: Widget, input_params: Any = None, force: bool = False
 ) -> Started:
-    """Start the widget's workflow with these parameters, or (without ``force``) reuse a run of the same
-    widget and parameters that is in flight or ended within ``JETADMIN_WIDGET_REUSE_S``."""
+    """Start the widget's workflow with these parameters, or reuse a run of the same widget and
+    parameters: without ``force``, one in flight or ended within ``JETADMIN_WIDGET_REUSE_S``; with it
+    (a refresh), one started within ``JETADMIN_WIDGET_REFRESH_MIN_S``, so that viewers refreshing
+    together (on any web process) share the new run."""
     params = widget_params(access=access, widget=widget, input_params=input_params)
     key = params_hash(params)
-    if not force:
-        since = timezone.now() - timedelta(seconds=settings.JETADMIN_WIDGET_REUSE_S)
-        recent = (
-            WidgetRun.objects.filter(widget=widget, params_hash=key, created_at__gte=since)
-            .exclude(instance__status__in=("failed", "canceled"))
-            .select_related("instance")
-            .order_by("-created_at", "-id")
-            .first()
-        )
-        if recent is not None and (
-            recent.instance.status not in INSTANCE_TERMINAL
-            or (recent.instance.ended_at or recent.created_at) >= since
-        ):
-            return Started(recent.instance, key, reused=True)
+    window = settings.JETADMIN_WIDGET_REFRESH_MIN_S if force else settings.JETADMIN_WIDGET_REUSE_S
+    since = timezone.now() - timedelta(seconds=window)
+    if force:
+        fresh = Q(created_at__gte=since)
+    else:
+        fresh = Q(instance__ended_at__gte=since) | Q(instance__status__in=("queued", "running", "waiting"))
+    recent = (
+        WidgetRun.objects.filter(fresh, widget=widget, params_hash=key)
+        .exclude(instance__status__in=("failed", "canceled"))
+        .select_related("instance")
+        .order_by("-created_at", "-id")
+        .first()
+    )
+    if recent is not None:
+        return Started(recent.instance, key, reused=True)
     workflow = widget.workflow
     if workflow is None:  # widget_params checked the id; the workflow was deleted since
         raise ApplicationError(MSG_NO_WORKFLOW, details={"workflow": [MSG_NO_WORKFLOW]})

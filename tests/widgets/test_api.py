@@ -79,7 +79,7 @@ def test_other_tenants_and_missing_permissions(api, shop, make_user, make_tenant
     assert_error(api(blind).get(url(shop)), 403)
 
 
-def test_data_sync_returns_processed_data_and_provenance(api, shop, embedded_worker):
+def test_data_sync_returns_processed_data_and_provenance(api, shop, embedded_worker, settings):
     client = api(shop["owner"])
     wid = str(shop["widget"].id)
     reply = client.post(url(shop, wid, "data"), {"execution_mode": "SYNC", "timeout_s": 20}, format="json")
@@ -108,8 +108,15 @@ def test_data_sync_returns_processed_data_and_provenance(api, shop, embedded_wor
     )
     assert other.json()["instance_id"] != body["instance_id"]
     assert other.json()["processed_data"]["labels"] == ["Jan"]
+    settings.JETADMIN_WIDGET_REFRESH_MIN_S = 0
     forced = client.post(url(shop, wid, "data"), {"execution_mode": "ASYNC", "refresh": True}, format="json")
-    assert forced.json()["reused"] is False
+    assert forced.json()["reused"] is False and forced.json()["instance_id"] != body["instance_id"]
+    # viewers refreshing together share the new run (one per JETADMIN_WIDGET_REFRESH_MIN_S)
+    settings.JETADMIN_WIDGET_REFRESH_MIN_S = 30
+    together = client.post(
+        url(shop, wid, "data"), {"execution_mode": "ASYNC", "refresh": True}, format="json"
+    )
+    assert together.json() == forced.json() | {"reused": True}
     assert WidgetRun.objects.filter(widget_id=wid).values("params_hash").distinct().count() == 2
 
 

@@ -286,19 +286,23 @@ def _status(iid: str, node_id: str) -> str:
 
 
 def test_refresh_disconnect_and_their_limits(shop, embedded_worker, settings):
-    settings.JETADMIN_WIDGET_REFRESH_MIN_S = 30
+    settings.JETADMIN_WIDGET_REFRESH_MIN_S = 1.5
     widget = widget_on(shop, SLOW, "Refreshed")
     raw = token(shop["owner"])
 
     async def scenario() -> None:
         ws = await signed_in(raw)
+        began = asyncio.get_running_loop().time()
         first = (await executed(ws, widget))[0]["instance_id"]
+        await asyncio.sleep(
+            max(0.0, began + 2.2 - asyncio.get_running_loop().time())
+        )  # first run: > 1.5 s old
         await send(ws, "widget_refresh", widget_id=str(widget.id))
         hello = (await receive(ws))["data"]
-        assert hello["instance_id"] != first  # a new run, not the recent one
+        assert hello["instance_id"] != first  # a new run, not the recent (reusable) one
         await send(ws, "widget_refresh", widget_id=str(widget.id))
         limited = await receive(ws)
-        assert limited["data"]["code"] == "rate_limited" and "30 s" in limited["data"]["message"]
+        assert limited["data"]["code"] == "rate_limited" and "1.5 s" in limited["data"]["message"]
         await send(ws, "widget_workflow_disconnect", widget_id=str(widget.id))
         assert (await receive(ws))["event"] == "widget_workflow_disconnected"
         assert await ws.receive_nothing(timeout=1.0)  # the refreshed run's updates no longer come
