@@ -49,7 +49,12 @@ def messages_for(
     result = services.widget_result(widget, instance, context)
     error = result.get("error")
     out: list[dict[str, Any]] = []
-    if instance.status in INSTANCE_TERMINAL:
+    ended = instance.status in INSTANCE_TERMINAL
+    if error is not None and (error["code"] != "not_ready" or ended):
+        out.append(
+            {"event": "widget_workflow_error", "data": {"widget_id": wid, "instance_id": iid, "error": error}}
+        )
+    if ended:  # last: a connection takes nothing for the widget after the run's status
         body = {
             "widget_id": wid,
             "instance_id": iid,
@@ -66,10 +71,6 @@ def messages_for(
             "processed_data": result["processed_data"],
         }
         out.append({"event": "widget_context_update", "data": body})
-    if error is not None and (error["code"] != "not_ready" or instance.status in INSTANCE_TERMINAL):
-        out.append(
-            {"event": "widget_workflow_error", "data": {"widget_id": wid, "instance_id": iid, "error": error}}
-        )
     return out
 
 
@@ -84,12 +85,21 @@ def on_events(events: list[InstanceEvent], **_: Any) -> None:
         if event.type == "node.succeeded" or event.type in _ENDS:
             changed[str(event.instance_id)] = event.node_id
     for iid, node_id in changed.items():
-        if runtime.run_trigger(iid) != Trigger.WIDGET and not streams.watchlist.watched_by_widget(iid):
+        if not streams.watchlist.watched_by_widget(iid) and _trigger(iid) != Trigger.WIDGET:
             continue
         try:
             publish(iid, node_id)
         except Exception:  # the viewer's late check, refresh or replay still gets the data
             logger.exception("could not send run %s's data to its widgets", iid)
+
+
+def _trigger(instance_id: str) -> str | None:
+    """How the run was started: known to a worker that runs it; read (rarely: a run ended by a cancel
+    in a web process) elsewhere."""
+    trigger = runtime.run_trigger(instance_id)
+    if trigger is None:
+        trigger = WorkflowInstance.objects.filter(pk=instance_id).values_list("trigger", flat=True).first()
+    return trigger
 
 
 def publish(instance_id: str, node_id: str = "") -> None:

@@ -394,3 +394,35 @@ def _break_config(widget_id: Any) -> None:
         Widget.objects.filter(pk=widget_id).update(config={**BAR, "y": "profit"})
     finally:
         connection.close()
+
+
+def test_a_run_canceled_through_the_api_reaches_its_widget(shop, embedded_worker):
+    """The cancel is journaled by the web side (here, this thread), not by a worker that runs the run:
+    the bridge still finds the run's widgets and sends them the end."""
+    widget = widget_on(shop, FORM, "Canceled")  # waits in its form until canceled
+    raw = token(shop["owner"])
+
+    async def scenario() -> None:
+        ws = await signed_in(raw)
+        await send(ws, "widget_workflow_connect", widget_id=str(widget.id), mode="execute")
+        iid = (await receive(ws))["data"]["instance_id"]
+        for _ in range(100):
+            if await asyncio.to_thread(_status, iid, "form") == "waiting":
+                break
+            await asyncio.sleep(0.05)
+        await asyncio.to_thread(_cancel, shop, iid)
+        rest = await until_status(ws)
+        assert rest[-1]["data"]["status"] == "canceled"
+        errors = [m["data"]["error"] for m in rest if m["event"] == "widget_workflow_error"]
+        assert errors and errors[-1]["code"] == "run_canceled" and errors[-1]["recoverable"] is True
+        assert await ws.receive_nothing(timeout=0.5)  # nothing after the status
+        await ws.disconnect()
+
+    run(scenario)
+
+
+def _cancel(shop: dict[str, Any], iid: str) -> None:
+    try:
+        workflows.instance_cancel(actor=shop["actor"], instance=WorkflowInstance.objects.get(pk=iid))
+    finally:
+        connection.close()
