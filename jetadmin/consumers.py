@@ -25,6 +25,7 @@ import asyncio
 import json
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 from channels.db import database_sync_to_async
@@ -291,26 +292,14 @@ class EventsConsumer(AsyncWebsocketConsumer):
     async def widget_connect(
         self, wid: Any, mode: str, instance_id: Any, input_params: Any, force: bool = False
     ) -> None:
-        if self.user is None and self.api_key is None:
-            await self.error("not_authenticated", "Authenticate first.", widget_id=wid)
-            return
         try:
-            plan = await database_sync_to_async(bridge.plan)(
-                user=self.user,
-                api_key=self.api_key,
-                widget_id=wid,
-                mode=mode,
-                instance_id=instance_id,
-                input_params=input_params,
+            plan = await self.widget_call(
+                wid, bridge.plan, mode=mode, instance_id=instance_id, input_params=input_params
             )
-        except NotFound:
-            await self.error("not_found", "No such widget or run.", widget_id=wid)
-            return
-        except PermissionDenied as exc:
-            await self.error("permission_denied", str(exc.detail), widget_id=wid)
-            return
         except ApplicationError as exc:
             await self.error("bad_message", exc.message, widget_id=wid, details=exc.details)
+            return
+        if plan is None:
             return
         wid = str(plan.widget.id)
         await self.widget_leave(wid)  # one subscription per widget and connection: the new one replaces it
@@ -383,26 +372,33 @@ class EventsConsumer(AsyncWebsocketConsumer):
         if "data" not in data:
             await self.error("bad_message", "widget_send_input needs data.data.", field="data")
             return
-        if self.user is None and self.api_key is None:
-            await self.error("not_authenticated", "Authenticate first.", widget_id=wid)
-            return
         try:
-            result = await database_sync_to_async(bridge.send_input)(
-                user=self.user, api_key=self.api_key, widget_id=wid, instance_id=iid, data=data["data"]
-            )
-        except NotFound:
-            await self.error("not_found", "No such widget or run.", widget_id=wid)
-            return
-        except PermissionDenied as exc:
-            await self.error("permission_denied", str(exc.detail), widget_id=wid)
-            return
+            result = await self.widget_call(wid, bridge.send_input, instance_id=iid, data=data["data"])
         except ApplicationError as exc:
             error = {"code": exc.code, "message": exc.message, "recoverable": True, "details": exc.details}
             await self.send_event(
                 "widget_workflow_error", {"widget_id": wid, "instance_id": iid, "error": error}
             )
             return
-        await self.send_event("widget_input_accepted", result)
+        if result is not None:
+            await self.send_event("widget_input_accepted", result)
+
+    async def widget_call(self, wid: Any, fn: Callable[..., Any], **kwargs: Any) -> Any:
+        """``fn`` (a check or read of apps.widgets.bridge) in a thread, for this connection's principal.
+        A refusal is answered with the contract's error and gives None; ``ApplicationError`` (bad input)
+        is the caller's to answer."""
+        if self.user is None and self.api_key is None:
+            await self.error("not_authenticated", "Authenticate first.", widget_id=wid)
+            return None
+        try:
+            return await database_sync_to_async(fn)(
+                user=self.user, api_key=self.api_key, widget_id=wid, **kwargs
+            )
+        except NotFound:
+            await self.error("not_found", "No such widget or run.", widget_id=wid)
+        except PermissionDenied as exc:
+            await self.error("permission_denied", str(exc.detail), widget_id=wid)
+        return None
 
     def actor(self) -> Actor:
         return Actor(user=self.user, api_key=self.api_key)

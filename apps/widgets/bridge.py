@@ -27,6 +27,7 @@ from apps.tenancy.selectors import TenantAccess, tenant_access
 from apps.tenancy.services import Actor
 from apps.widgets import selectors, services
 from apps.widgets.models import Widget, WidgetRun
+from apps.workflows import selectors as workflows
 from apps.workflows import streams
 from apps.workflows.engine import runtime
 from apps.workflows.engine.states import INSTANCE_TERMINAL
@@ -161,8 +162,6 @@ def plan(
 
 
 def _instance_of(widget: Widget, access: TenantAccess, instance_id: Any) -> WorkflowInstance:
-    from apps.workflows import selectors as workflows
-
     instance = workflows.instance_get(tenant=widget.tenant, instance_id=instance_id)
     if instance.workflow_id != widget.workflow_id:  # another workflow's run: a widget.view is not enough
         access.require("workflow.view")

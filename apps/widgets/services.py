@@ -32,6 +32,7 @@ from apps.workflows import services as workflow_services
 from apps.workflows.engine import templates
 from apps.workflows.engine.states import INSTANCE_TERMINAL
 from apps.workflows.models import NodeRun, Trigger, WorkflowInstance
+from apps.workflows.nodes import base as nodes
 from jetadmin.api.errors import ApplicationError, Conflict
 
 MSG_NO_WORKFLOW = "This widget has no workflow to run."
@@ -299,10 +300,9 @@ def widget_send_input(*, actor: Actor, instance: WorkflowInstance, data: Any) ->
     else:
         raise Conflict(MSG_CONTEXT_BUSY)
     resumed = None
+    takes_input = [name for name, kind in nodes.REGISTRY.items() if kind.takes_input]
     waiting = (
-        NodeRun.objects.filter(
-            instance=instance, status="waiting", node_type__in=("dataCollection", "approval")
-        )
+        NodeRun.objects.filter(instance=instance, status="waiting", node_type__in=takes_input)
         .order_by("id")
         .values_list("node_id", flat=True)
         .first()

@@ -195,7 +195,8 @@ class Watchlist:
     for every event of every run that made a 3-node run 30 % dearer under load (bench/load.py), watched
     or not. Web processes' hubs record the runs they watch; the engine asks :meth:`watched`. A widget
     that follows a run it did not start watches it as a widget (an owner ending in ``WIDGETS``): only
-    those runs cost a worker the lookup of the widgets a run feeds (:meth:`watched_by_widget`).
+    those runs cost a worker the lookup of the widgets a run feeds (:meth:`watched_by_widget`), and
+    such a watch alone publishes none of the run's raw events.
 
     Distributed: a Redis sorted set, one member per (run, web process) scored with an expiry the hub
     renews while it watches; each process reads it at most every ``REFRESH_S``. A run that becomes
@@ -225,7 +226,7 @@ class Watchlist:
     # --- engine side ----------------------------------------------------------------------------
     def watched(self, iid: str) -> bool:
         if not self.distributed():
-            return iid in self.local or iid in self.local_widgets
+            return iid in self.local
         self._refresh()
         return iid in self.cached
 
@@ -250,12 +251,11 @@ class Watchlist:
         except Exception:  # Redis away: publishing would fail too; clients fill from the journal
             logger.warning("could not read the watched runs", exc_info=True)
             return
-        runs, widgets = set(), set()
+        runs: set[str] = set()
+        widgets: set[str] = set()
         for member in members:
             iid, _, owner = bytes(member).decode().partition("|")
-            runs.add(iid)
-            if owner.endswith(self.WIDGETS):
-                widgets.add(iid)
+            (widgets if owner.endswith(self.WIDGETS) else runs).add(iid)
         self.cached, self.cached_widgets = runs, widgets
 
     # --- web side (a hub, in its event loop) --------------------------------------------------
