@@ -12,11 +12,17 @@ after the task, which is how a worker recovers after a database restart. Thread-
 embedded one) give pooled connections back after each task.
 """
 
+import contextlib
+import logging
 import os
+import sys
 from typing import Any
 
+import celery
 from celery import Celery, signals
 from django.conf import settings
+
+from jetadmin.logs import JsonFormatter
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "jetadmin.settings")
 
@@ -34,6 +40,34 @@ app.conf.update(
 # Read by Celery's Django fixup when a worker starts: close connections only every 2e9 tasks (never).
 app.conf.CELERY_DB_REUSE_MAX = 10**9
 app.autodiscover_tasks()
+
+
+@signals.celeryd_init.connect
+def _json_worker_output(sender: str, instance: Any, **_: Any) -> None:
+    """Keep a worker's output one kind of line. It warns before Celery sets up its logging (a
+    SecurityWarning when it runs as root): configure Django's logging now and send Python warnings
+    through it. With LOG_FORMAT=json its text banner becomes one log line."""
+    import django
+
+    django.setup()
+    logging.captureWarnings(True)
+    if settings.LOG_FORMAT == "json":
+        from celery.apps import worker as celery_worker
+
+        # the shutdown notices Celery prints from its signal handlers
+        celery_worker.safe_say = _say_json  # type: ignore[attr-defined]
+        if not getattr(instance, "quiet", True):
+            instance.quiet = True
+            logging.getLogger("jetadmin.worker").info(
+                "celery worker %s starting (celery %s)", sender, celery.__version__
+            )
+
+
+def _say_json(msg: str, f: Any = sys.__stderr__) -> None:
+    """Celery's ``safe_say`` (one raw write, safe in a signal handler) writing one JSON log line."""
+    record = logging.LogRecord("celery.worker", logging.INFO, __file__, 0, msg.strip(), None, None)
+    with contextlib.suppress(OSError, ValueError, AttributeError):  # lost beats a worker that cannot stop
+        os.write(f.fileno(), (JsonFormatter().format(record) + "\n").encode())
 
 
 _PERSISTENT = False  # set in a prefork child: it keeps one connection across tasks
@@ -72,3 +106,23 @@ def _after_task(task: Any = None, **_: Any) -> None:
             conn.close()  # back to the pool
         elif _PERSISTENT or conn.errors_occurred:
             conn.close_if_unusable_or_obsolete()
+
+
+@signals.worker_init.connect
+def _metrics_start(**_: Any) -> None:
+    """The worker's main process: clean the metrics directory of dead processes; serve it if asked."""
+    from django.conf import settings
+
+    from jetadmin import metrics
+
+    metrics.prepare_directory()
+    if settings.JETADMIN_METRICS_PORT:
+        metrics.serve(settings.JETADMIN_METRICS_PORT)
+
+
+@signals.worker_process_shutdown.connect
+def _metrics_child_exit(pid: int | None = None, **_: Any) -> None:
+    """A prefork child exits: its live gauges go (its counters stay in the totals)."""
+    from jetadmin import metrics
+
+    metrics.process_exited(pid)

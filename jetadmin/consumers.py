@@ -33,9 +33,12 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 from rest_framework.exceptions import NotFound, PermissionDenied
 
+from apps.dashboards import selectors as dashboard_selectors
+from apps.dashboards import services as dashboard_services
 from apps.tenancy.services import Actor
 from apps.widgets import bridge
 from apps.workflows import streams
+from jetadmin import metrics
 from jetadmin.api.errors import ApplicationError
 
 logger = logging.getLogger(__name__)
@@ -57,6 +60,7 @@ class Hub:
         self.subscribers: dict[str, set[EventsConsumer]] = {}
         self.widget_watches: dict[str, int] = {}  # run id -> widgets of this process following it
         self.tasks: list[asyncio.Task[None]] = []
+        self.pubsub: Any = None  # the Redis subscription of run events (distributed), else None
 
     async def _start(self, layer: Any) -> None:
         loop = asyncio.get_running_loop()
@@ -64,12 +68,22 @@ class Hub:
             self.loop, self.subscribers, self.widget_watches = loop, {}, {}
             self.channel = await layer.new_channel()  # same prefix as the connections: one reader
             self.tasks = [loop.create_task(self._pump(layer, self.channel)), loop.create_task(self._renew())]
+            self.pubsub = None
+            if streams.use_pubsub():  # run events by Redis pub/sub (streams.Publisher._publish)
+                import redis.asyncio
+
+                self.pubsub = redis.asyncio.Redis.from_url(settings.REDIS_URL).pubsub()
+                self.tasks.append(loop.create_task(self._pubsub_pump()))
 
     async def subscribe(self, layer: Any, iid: str, consumer: EventsConsumer) -> None:
         await self._start(layer)
         subscribers = self.subscribers.setdefault(iid, set())
         if not subscribers:
-            await layer.group_add(streams.group(iid), self.channel)
+            name = streams.group(iid)
+            if self.pubsub is not None:
+                await self.pubsub.subscribe(streams.pubsub_channel(name))
+            else:
+                await layer.group_add(name, self.channel)
             await self._watch([iid], self.channel)
         subscribers.add(consumer)
 
@@ -80,7 +94,11 @@ class Hub:
         subscribers.discard(consumer)
         if not subscribers:
             del self.subscribers[iid]
-            await layer.group_discard(streams.group(iid), self.channel)
+            name = streams.group(iid)
+            if self.pubsub is not None:
+                await self.pubsub.unsubscribe(streams.pubsub_channel(name))
+            else:
+                await layer.group_discard(name, self.channel)
             await self._unwatch(iid, self.channel)
 
     async def watch_for_widget(self, layer: Any, iid: str) -> None:
@@ -131,11 +149,30 @@ class Hub:
                 logger.exception("the run-stream hub could not read from the channel layer")
                 await asyncio.sleep(1)
                 continue
-            events = message.get("events") or []
-            if not events:
+            self._hand_out(message)
+
+    async def _pubsub_pump(self) -> None:
+        while True:
+            try:
+                if not self.pubsub.subscribed:
+                    await asyncio.sleep(0.05)
+                    continue
+                got = await self.pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # Redis away: the connections' pings fill what is missed meanwhile
+                logger.exception("the run-stream hub could not read its Redis subscription")
+                await asyncio.sleep(1)
                 continue
-            for consumer in list(self.subscribers.get(events[0]["data"]["instance_id"], ())):
-                consumer.post(message)
+            if got is not None and got.get("type") == "message":
+                self._hand_out(json.loads(got["data"]))
+
+    def _hand_out(self, message: dict[str, Any]) -> None:
+        events = message.get("events") or []
+        if not events:
+            return
+        for consumer in list(self.subscribers.get(events[0]["data"]["instance_id"], ())):
+            consumer.post(message)
 
 
 hub = Hub()
@@ -149,6 +186,7 @@ class EventsConsumer(AsyncWebsocketConsumer):
         user = self.scope.get("user")
         self.user = user if user is not None and user.is_authenticated else None
         self.api_key: Any = None
+        self.share: Any = None  # a dashboard share link's session: that dashboard's widgets, read-only
         self.runs: dict[str, dict[str, Any]] = {}  # instance id -> {"next": seq owed, "tenant": id}
         self.widgets: dict[str, dict[str, Any]] = {}  # widget id -> its group, run, watcher, params
         self.refreshed: dict[str, float] = {}  # widget id -> when widget_refresh last started a run
@@ -160,8 +198,10 @@ class EventsConsumer(AsyncWebsocketConsumer):
         self.drainer = asyncio.get_running_loop().create_task(self.drain())
         streams.publisher.server_loop = asyncio.get_running_loop()  # for the in-memory layer
         await self.accept()
+        metrics.WS_CONNECTIONS.inc()
 
     async def disconnect(self, code: int) -> None:
+        metrics.WS_CONNECTIONS.dec()
         self.drainer.cancel()
         for iid in list(self.runs):
             await hub.unsubscribe(self.channel_layer, iid, self)
@@ -231,6 +271,14 @@ class EventsConsumer(AsyncWebsocketConsumer):
         if not isinstance(token, str) or not token:
             await self.error("bad_message", "authenticate needs data.token.", field="token")
             return
+        if token.startswith(dashboard_services.SHARE_PREFIX):
+            board = await database_sync_to_async(dashboard_services.share_resolve)(token)
+            if board is None:
+                await self.error("not_authenticated", "Invalid, expired or revoked share link.")
+                return
+            self.share = board
+            await self.send_event("authenticated", {"user": None, "dashboard_id": str(board.id)})
+            return
         user, key = await database_sync_to_async(streams.authenticate)(token)
         if user is None and key is None:
             await self.error("not_authenticated", "Invalid or expired token.")
@@ -286,16 +334,43 @@ class EventsConsumer(AsyncWebsocketConsumer):
             await self.error("bad_message", f"mode must be one of {', '.join(bridge.MODES)}.", field="mode")
             return
         await self.widget_connect(
-            data.get("widget_id"), mode, data.get("instance_id"), data.get("input_params")
+            data.get("widget_id"),
+            mode,
+            data.get("instance_id"),
+            data.get("input_params"),
+            dashboard_id=data.get("dashboard_id"),
         )
 
     async def widget_connect(
-        self, wid: Any, mode: str, instance_id: Any, input_params: Any, force: bool = False
+        self,
+        wid: Any,
+        mode: str,
+        instance_id: Any,
+        input_params: Any,
+        force: bool = False,
+        dashboard_id: Any = None,
     ) -> None:
+        also: tuple[str, ...] = ()
+        reuse_s: float | None = None
+        if self.share is not None:
+            await self.share_widget_connect(wid, mode, instance_id)
+            return
+        if dashboard_id is not None:  # on a dashboard: its filters may be set; runs fresh for its interval
+            found = await self.widget_call(wid, dashboard_selectors.shown_on, dashboard_id=dashboard_id)
+            if found is None:
+                return
+            also, reuse_s = found
         try:
             plan = await self.widget_call(
-                wid, bridge.plan, mode=mode, instance_id=instance_id, input_params=input_params
+                wid,
+                bridge.plan,
+                mode=mode,
+                instance_id=instance_id,
+                input_params=input_params,
+                also_declared=also,
             )
+            if plan is not None:
+                plan.reuse_s = reuse_s
         except ApplicationError as exc:
             await self.error("bad_message", exc.message, widget_id=wid, details=exc.details)
             return
@@ -304,7 +379,7 @@ class EventsConsumer(AsyncWebsocketConsumer):
         wid = str(plan.widget.id)
         await self.widget_leave(wid)  # one subscription per widget and connection: the new one replaces it
         state: dict[str, Any] = {"group": plan.group, "instance": None, "ended": False, "watching": False}
-        state["params"] = input_params
+        state["params"], state["dashboard"] = input_params, dashboard_id
         if plan.group:  # joined before the run starts, so its first update is not missed
             await self.channel_layer.group_add(plan.group, self.channel_name)
             self.widgets[wid] = state
@@ -329,6 +404,42 @@ class EventsConsumer(AsyncWebsocketConsumer):
             await self.widget_deliver(state, msg)
         if wid in self.widgets and not state["ended"]:  # an end the workers sent before the watch began
             asyncio.get_running_loop().create_task(self.widget_late_check(wid, iid))
+
+    async def share_widget_connect(self, wid: Any, mode: str, instance_id: Any) -> None:
+        """A share link's session: ``subscribe`` and ``replay`` of its dashboard's widgets, nothing else."""
+        if mode not in ("subscribe", "replay"):
+            await self.error(
+                "permission_denied", "A shared dashboard only replays and subscribes.", widget_id=wid
+            )
+            return
+        if str(wid) not in {str(item.get("widget")) for item in self.share.layout}:
+            await self.error("not_found", "No such widget or run.", widget_id=wid)
+            return
+        access = dashboard_selectors.share_access(self.share)
+        try:
+            plan = await database_sync_to_async(bridge.plan)(
+                user=None, api_key=None, widget_id=wid, mode=mode, instance_id=instance_id, input_params=None,
+                access=access,
+            )  # fmt: skip
+        except (NotFound, PermissionDenied):
+            await self.error("not_found", "No such widget or run.", widget_id=wid)
+            return
+        wid = str(plan.widget.id)
+        await self.widget_leave(wid)
+        state: dict[str, Any] = {"group": plan.group, "instance": None, "ended": False, "watching": False}
+        state["params"], state["dashboard"] = None, None
+        if plan.group:
+            await self.channel_layer.group_add(plan.group, self.channel_name)
+            self.widgets[wid] = state
+        instance = plan.instance
+        if instance is None:
+            return
+        state["instance"] = str(instance.id)
+        if mode == "subscribe":
+            state["watching"] = True
+            await hub.watch_for_widget(self.channel_layer, str(instance.id))
+        for msg in await database_sync_to_async(bridge.connected)(plan, instance):
+            await self.widget_deliver(state, msg)
 
     async def widget_late_check(self, wid: str, iid: str) -> None:
         await asyncio.sleep(streams.Watchlist.LATE_FILL_S)
@@ -364,8 +475,10 @@ class EventsConsumer(AsyncWebsocketConsumer):
             await self.error("rate_limited", f"A widget refreshes at most every {every:g} s.", widget_id=wid)
             return
         self.refreshed[wid] = now
-        params = data["input_params"] if "input_params" in data else self.widgets.get(wid, {}).get("params")
-        await self.widget_connect(wid, "execute", None, params, force=True)
+        known = self.widgets.get(wid, {})
+        params = data["input_params"] if "input_params" in data else known.get("params")
+        board = data["dashboard_id"] if "dashboard_id" in data else known.get("dashboard")
+        await self.widget_connect(wid, "execute", None, params, force=True, dashboard_id=board)
 
     async def on_widget_send_input(self, data: dict[str, Any]) -> None:
         wid, iid = data.get("widget_id"), data.get("instance_id")
@@ -444,6 +557,7 @@ class EventsConsumer(AsyncWebsocketConsumer):
                 continue  # not joined (any more), or already sent by a replay
             if data["seq"] > run["next"]:
                 EventsConsumer.holes_filled += 1
+                metrics.WS_REFILLED.inc()
                 await self.fill(data["instance_id"], data["seq"] - 1)  # the layer lost something
             if data["seq"] == run["next"]:
                 await self.deliver(data["instance_id"], msg)

@@ -27,6 +27,7 @@ _thread: threading.Thread | None = None
 _ticker_stop = threading.Event()
 _ticker_paused = threading.Event()
 EMBEDDED_TICK_S = 0.25
+HOUSEKEEPING_S = 60.0
 
 
 def _ticker() -> None:
@@ -39,7 +40,10 @@ def _ticker() -> None:
         for name, entry in (app.conf.beat_schedule or {}).items():
             schedule = entry["schedule"]
             every = schedule.total_seconds() if hasattr(schedule, "total_seconds") else float(schedule)
-            if now - last.get(name, 0.0) >= min(every, EMBEDDED_TICK_S):
+            # Engine ticks (every few seconds) run at the embedded tick, so one machine reacts at once;
+            # housekeeping (retention, every few minutes) keeps its own interval.
+            due = every if every >= HOUSEKEEPING_S else min(every, EMBEDDED_TICK_S)
+            if now - last.get(name, 0.0) >= due:
                 last[name] = now
                 try:
                     app.send_task(entry["task"], args=entry.get("args", ()), kwargs=entry.get("kwargs", {}))
@@ -77,6 +81,11 @@ def start(concurrency: int | None = None) -> Any:
         _worker, _thread = worker, thread
         logger.info("embedded Celery worker started (broker %s)", app.conf.broker_url)
         return worker
+
+
+def running() -> bool:
+    """Whether the in-process worker runs in this process (the operations page shows it)."""
+    return _worker is not None and _thread is not None and _thread.is_alive()
 
 
 def quiesce(timeout: float = 15.0) -> bool:

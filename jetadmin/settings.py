@@ -12,6 +12,7 @@ Two deployments, one code path (README, "Architecture"):
 from __future__ import annotations
 
 import base64
+import os
 import secrets
 import warnings
 from pathlib import Path
@@ -62,6 +63,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "channels",
+    "django_htmx",
     "jetadmin",
     "apps.tenancy",
     "apps.workflows",
@@ -69,9 +71,12 @@ INSTALLED_APPS = [
     "apps.datasources",
     "apps.queries",
     "apps.widgets",
+    "apps.dashboards",
 ]
 
 MIDDLEWARE = [
+    "jetadmin.metrics.MetricsMiddleware",  # outermost: counts every answer, refusals included
+    "jetadmin.logs.RequestContextMiddleware",  # a request id (and tenant) on every log line
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "jetadmin.middleware.RequestGuardMiddleware",
@@ -80,6 +85,7 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 
@@ -258,6 +264,13 @@ JETADMIN_INLINE_BUDGET_S = env.float("JETADMIN_INLINE_BUDGET_S", default=2.0)
 # The longest a sync execute holds its request (and a web worker) waiting for the run; the request's own
 # timeout_s is capped by it. A run that is still going is answered with timed_out: true, not canceled.
 JETADMIN_MAX_SYNC_WAIT_S = env.float("JETADMIN_MAX_SYNC_WAIT_S", default=300.0)
+# A node output larger than this (JSON bytes) is kept in the blob store, its row keeping a reference with
+# a preview (apps/workflows/blobs.py). The store is the database, or S3-compatible storage when a bucket
+# is set (JETADMIN_BLOB_S3_ENDPOINT for MinIO and the like; credentials as boto3 reads them).
+JETADMIN_BLOB_THRESHOLD_BYTES = env.int("JETADMIN_BLOB_THRESHOLD_BYTES", default=256 * 1024)
+JETADMIN_BLOB_S3_BUCKET = env.str("JETADMIN_BLOB_S3_BUCKET", default="")
+JETADMIN_BLOB_S3_ENDPOINT = env.str("JETADMIN_BLOB_S3_ENDPOINT", default="")
+JETADMIN_BLOB_S3_PREFIX = env.str("JETADMIN_BLOB_S3_PREFIX", default="jetadmin/blobs/")
 # Durable execution: a claim's lease (renewed every third of it while a node runs), how long a queued
 # node may wait for its message before the reconciler presumes it lost and sends another, and how
 # many lost leases (dead or frozen workers) a node survives before it fails with "worker_lost".
@@ -289,6 +302,7 @@ CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TIMEZONE = "UTC"
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False  # workers log through LOGGING below (LOG_FORMAT), like the web
 CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", default=600)
 if EMBEDDED:
     # In-process queues whose consumer is woken by each publish (jetadmin/membroker.py); it polls at
@@ -317,7 +331,18 @@ CELERY_BEAT_SCHEDULE = {
         "task": "triggers.fire_due_schedules",
         "schedule": env.float("JETADMIN_SCHEDULE_TICK_S", 5.0),
     },
+    "workflows-prune": {
+        "task": "workflows.prune",
+        "schedule": env.float("JETADMIN_RETENTION_TICK_S", 600.0),
+    },
 }
+# Retention (apps/workflows/retention.py): a tenant's own settings override these; 0 = no limit.
+JETADMIN_RETENTION_DAYS = env.int("JETADMIN_RETENTION_DAYS", default=30)
+JETADMIN_RETENTION_FAILED_DAYS = env.int("JETADMIN_RETENTION_FAILED_DAYS", default=90)
+JETADMIN_RETENTION_MAX_RUNS = env.int("JETADMIN_RETENTION_MAX_RUNS", default=0)  # per workflow
+JETADMIN_RETENTION_BATCH = env.int("JETADMIN_RETENTION_BATCH", default=500)  # runs per transaction
+JETADMIN_RETENTION_PAUSE_S = env.float("JETADMIN_RETENTION_PAUSE_S", default=0.05)  # between batches
+JETADMIN_RETENTION_BUDGET_S = env.float("JETADMIN_RETENTION_BUDGET_S", default=300.0)  # per tick
 JETADMIN_WEBHOOK_RATE = env.str("JETADMIN_WEBHOOK_RATE", default="60/min")
 JETADMIN_EMBEDDED_WORKER_CONCURRENCY = env.int("JETADMIN_EMBEDDED_WORKER_CONCURRENCY", default=4)
 
@@ -348,17 +373,33 @@ JETADMIN_WS_RATE = env.float("JETADMIN_WS_RATE", default=20.0)
 JETADMIN_WS_BURST = env.int("JETADMIN_WS_BURST", default=60)
 # A process publishes run events at most this often (a burst shares its channel-layer sends).
 JETADMIN_WS_PUBLISH_INTERVAL_S = env.float("JETADMIN_WS_PUBLISH_INTERVAL_S", default=0.01)
+# Distributed: run events go to the web processes by Redis pub/sub (one PUBLISH per run and flush)
+# instead of a channel-layer group_send; off = through the channel layer, like widget events.
+JETADMIN_WS_PUBSUB = env.bool("JETADMIN_WS_PUBSUB", default=True)
 # Widgets: viewers of one widget with the same parameters share a run in flight or ended this recently;
 # widget_refresh forces a new run at most this often per widget and connection.
 JETADMIN_WIDGET_REUSE_S = env.float("JETADMIN_WIDGET_REUSE_S", default=30.0)
 JETADMIN_WIDGET_REFRESH_MIN_S = env.float("JETADMIN_WIDGET_REFRESH_MIN_S", default=2.0)
+# The shortest refresh interval a dashboard may have (its widgets re-run at most this often).
+JETADMIN_DASHBOARD_MIN_REFRESH_S = env.int("JETADMIN_DASHBOARD_MIN_REFRESH_S", default=5)
 
 # --- logging -----------------------------------------------------------------------------------------
+# LOG_FORMAT: "json" (one object per line with request id, tenant, run, node and attempt: jetadmin/logs.py)
+# or "text"; JSON by default in the distributed deployment, text on the embedded default.
+LOG_FORMAT = env.str("LOG_FORMAT", default="text" if EMBEDDED else "json")
+if LOG_FORMAT not in ("json", "text"):
+    raise ImproperlyConfigured(f"LOG_FORMAT must be json or text, not {LOG_FORMAT!r}.")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {"context": {"()": "jetadmin.logs.ContextFilter"}},
+    "formatters": {
+        "text": {"()": "jetadmin.logs.TextFormatter"},
+        "json": {"()": "jetadmin.logs.JsonFormatter"},
+    },
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT, "filters": ["context"]}
+    },
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     "loggers": {
         "django.db.backends": {"level": "WARNING"},
@@ -371,3 +412,16 @@ LOGGING = {
         "mysql.connector": {"level": "WARNING"},  # three INFO lines per connection
     },
 }
+
+# --- metrics (jetadmin/metrics.py) ------------------------------------------------------------------------
+# Processes of one host count into files here and GET /metrics adds them up; empty = this process only
+# (the embedded default). Set before anything imports prometheus-client.
+JETADMIN_METRICS_DIR = env.str("JETADMIN_METRICS_DIR", default="")
+if JETADMIN_METRICS_DIR:
+    Path(JETADMIN_METRICS_DIR).mkdir(parents=True, exist_ok=True)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = JETADMIN_METRICS_DIR
+# GET /metrics: "Authorization: Bearer <token>" with this token, or a staff member's session.
+JETADMIN_METRICS_TOKEN = env.str("JETADMIN_METRICS_TOKEN", default="")
+# A Celery worker serves its processes' metrics on this port too (containers that do not share a
+# metrics directory with the web server); 0 = not served.
+JETADMIN_METRICS_PORT = env.int("JETADMIN_METRICS_PORT", default=0)

@@ -1,14 +1,16 @@
-"""Health probes and error pages.
+"""Health probes, metrics and error pages.
 
 ``/healthz`` says the process is alive. ``/readyz`` checks what a request needs: the database, the
 Celery broker and the channel layer, and answers 503 naming what is down; on PostgreSQL it also shows
-this process's connection pool (size, idle, waiting requests, total wait). The error handlers answer
-in the API's JSON error shape under ``/api/`` and with HTML pages elsewhere.
+this process's connection pool (size, idle, waiting requests, total wait). ``/metrics`` serves
+Prometheus' text format (jetadmin/metrics.py). The error handlers answer in the API's JSON error
+shape under ``/api/`` and with HTML pages elsewhere.
 """
 
 from __future__ import annotations
 
 import logging
+import secrets
 import sys
 import time
 import uuid
@@ -20,12 +22,31 @@ from channels.layers import get_channel_layer
 from django.db import connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
+from drf_spectacular.views import SpectacularAPIView
 
 from jetadmin.api.errors import error_response, log_outage, outage_types
 from jetadmin.celery import app as celery_app
 from jetadmin.db.base import pool_stats
 
 logger = logging.getLogger(__name__)
+
+
+class SchemaView(SpectacularAPIView):
+    """``/api/schema/``: the OpenAPI document. A browser gets the YAML as text to read in place (it
+    would download ``application/vnd.oai.openapi``); ``?format=json`` and API clients are unchanged."""
+
+    schema = None  # not an operation of the API it describes
+
+    def get(self, request: Any, *args: Any, **kwargs: Any) -> HttpResponse:
+        response = super().get(request, *args, **kwargs)
+        if "format" not in request.GET and "text/html" in request.headers.get("Accept", ""):
+            response.add_post_render_callback(_as_text)
+        return response
+
+
+def _as_text(response: HttpResponse) -> None:
+    response["Content-Type"] = "text/plain; charset=utf-8"
+    response["Content-Disposition"] = "inline"
 
 
 def healthz(request: HttpRequest) -> JsonResponse:
@@ -86,6 +107,27 @@ def readyz(request: HttpRequest) -> JsonResponse:
     if stats is not None:  # this process's PostgreSQL pool: how often requests waited for a connection
         body["database_pool"] = stats
     return JsonResponse(body, status=200 if ok else 503)
+
+
+def metrics_view(request: HttpRequest) -> HttpResponse:
+    """``/metrics``: every process' metrics in Prometheus' text format (jetadmin/metrics.py), for a
+    scraper with ``Authorization: Bearer <JETADMIN_METRICS_TOKEN>`` or a signed-in staff member."""
+    from django.conf import settings
+
+    from apps.workflows.observe import scrape_gauges
+    from jetadmin import metrics
+
+    token = settings.JETADMIN_METRICS_TOKEN
+    given = request.headers.get("Authorization", "")
+    bearer_ok = bool(token) and secrets.compare_digest(given.encode(), f"Bearer {token}".encode())
+    user = getattr(request, "user", None)
+    if not bearer_ok and not (user is not None and user.is_authenticated and user.is_staff):
+        response = HttpResponse("Metrics need a bearer token or a staff session.\n", status=401)
+        response["Content-Type"] = "text/plain; charset=utf-8"
+        response["WWW-Authenticate"] = 'Bearer realm="metrics"'
+        return response
+    body, content_type = metrics.exposition(scrape_gauges)
+    return HttpResponse(body, content_type=content_type)
 
 
 def _is_api(request: HttpRequest) -> bool:

@@ -36,6 +36,52 @@ ARTIFACTS = Path(os.environ.get("JETADMIN_TEST_ARTIFACTS", ROOT / "tests" / "art
 FAST_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
+# --- the whole run's logs, as LOG_FORMAT=json writes them -------------------------------------------------
+# Every record logged in this process during the run goes to RUN_LOG as a JSON line; at the end each line
+# must parse, and none may contain a secret a test planted (the canary test registers its canary here).
+RUN_LOG = ARTIFACTS / "test-run-logs.jsonl"
+PLANTED_SECRETS: list[str] = []
+_run_log_handler: Any = None
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    import logging
+
+    from jetadmin import logs
+
+    global _run_log_handler
+    RUN_LOG.parent.mkdir(parents=True, exist_ok=True)
+    _run_log_handler = logging.FileHandler(RUN_LOG, mode="w", encoding="utf-8")
+    _run_log_handler.setFormatter(logs.JsonFormatter())
+    _run_log_handler.addFilter(logs.ContextFilter())
+    logging.getLogger().addHandler(_run_log_handler)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    import json
+    import logging
+
+    if _run_log_handler is None:
+        return
+    logging.getLogger().removeHandler(_run_log_handler)
+    _run_log_handler.close()
+    problems, count = [], 0
+    with RUN_LOG.open(encoding="utf-8") as lines:
+        for number, line in enumerate(lines, 1):
+            count += 1
+            try:
+                entry = json.loads(line)
+            except ValueError:
+                problems.append(f"line {number} is not JSON: {line[:200]!r}")
+                continue
+            if not isinstance(entry, dict) or not {"ts", "level", "logger", "message"} <= set(entry):
+                problems.append(f"line {number} lacks ts/level/logger/message: {line[:200]!r}")
+            problems += [f"line {number} contains a planted secret" for s in PLANTED_SECRETS if s in line]
+    if problems:
+        print(f"\n{RUN_LOG}: {len(problems)} problem(s) in {count} log lines:\n" + "\n".join(problems[:20]))
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
 @pytest.fixture(autouse=True)
 def _fast_and_clean(settings: Any) -> Iterator[None]:
     settings.PASSWORD_HASHERS = FAST_HASHERS  # PBKDF2's 1M rounds would dominate the suite's time
@@ -189,6 +235,8 @@ def serve_process(tmp_path: Path) -> Iterator[Callable[..., ServerProcess]]:
     yield start
     for proc in started:
         _stop(proc)
+    for log in sorted(tmp_path.glob("serve-*.log")):  # shown by pytest only when the test fails
+        print(f"--- {log.name} (last 4,000 characters) ---\n{log.read_text(errors='replace')[-4000:]}")
 
 
 # --- the test PostgreSQL server -------------------------------------------------------------------------

@@ -26,6 +26,10 @@ class Datasource(models.Model):
     )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
+    # The last connection test of the saved config (the list's health column): None until tested.
+    health_ok = models.BooleanField(null=True, blank=True)
+    health_message = models.CharField(max_length=500, blank=True, default="")
+    health_checked_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["name", "id"]

@@ -9,9 +9,10 @@ import time
 from typing import Any
 
 from django.db import IntegrityError, transaction
+from django.utils import timezone
 
 from apps.datasources import connectors
-from apps.datasources.connectors.base import ConfigInvalid, ConnectorError
+from apps.datasources.connectors.base import ConfigInvalid, ConnectorError, rewrite_params
 from apps.datasources.models import Datasource
 from apps.tenancy.models import Tenant
 from apps.tenancy.services import Actor, audit_log_write
@@ -76,10 +77,15 @@ def _store(datasource: Datasource, cls: type[connectors.Connector], config: dict
     datasource.secrets_encrypted = crypto.encrypt(json.dumps(secrets)) if secrets else ""
 
 
-def datasource_create(*, actor: Actor, tenant: Tenant, name: str, type: str, config: Any) -> Datasource:
+def datasource_create(
+    *, actor: Actor, tenant: Tenant, name: str, type: str, config: Any, pk: Any = None
+) -> Datasource:
+    """``pk``: a given id (definitions synced from files keep theirs)."""
     cls = connector_class(type)
     checked = checked_config(cls, config)
-    datasource = Datasource(tenant=tenant, name=name, type=type, created_by=actor.user)
+    datasource = Datasource(
+        **({"id": pk} if pk else {}), tenant=tenant, name=name, type=type, created_by=actor.user
+    )
     _store(datasource, cls, checked)
     try:
         with transaction.atomic():
@@ -138,6 +144,7 @@ def datasource_update(
         }
         _store(datasource, cls, checked_config(cls, merged))
         changes["config"] = sorted(config)
+        datasource.health_ok, datasource.health_message, datasource.health_checked_at = None, "", None
     if name is not None and name != datasource.name:
         changes["name"] = [datasource.name, name]
         datasource.name = name
@@ -182,7 +189,41 @@ def connection_test(type_name: str, config: dict[str, Any]) -> dict[str, Any]:
 
 
 def datasource_test(*, datasource: Datasource) -> dict[str, Any]:
-    return connection_test(datasource.type, full_config(datasource))
+    """Test the saved config and keep the outcome as the datasource's health."""
+    result = connection_test(datasource.type, full_config(datasource))
+    Datasource.objects.filter(pk=datasource.pk).update(
+        health_ok=result["ok"], health_message=result["message"][:500], health_checked_at=timezone.now()
+    )
+    return result
+
+
+def datasource_schema(*, datasource: Datasource) -> list[dict[str, Any]] | None:
+    """The tables and columns a SQL datasource has (``[{name, columns: [{name, type}]}]``), read
+    through its own connector; None for a connector without tables. Raises ApplicationError when
+    the database cannot be read."""
+    cls = connector_class(datasource.type)
+    if cls.introspection_sql is None:
+        return None
+    try:
+        result = datasource_execute(
+            datasource=datasource, body=cls.introspection_sql, params={}, timeout_s=10, row_limit=5000
+        )
+    except ConnectorError as exc:
+        raise ApplicationError(exc.message, code=exc.code, details={"datasource": [exc.message]}) from None
+    tables: dict[str, list[dict[str, str]]] = {}
+    for table, column, data_type in result.rows:
+        tables.setdefault(str(table), []).append({"name": str(column), "type": str(data_type or "")})
+    return [{"name": name, "columns": columns} for name, columns in tables.items()]
+
+
+def body_param_names(type_name: str, body: Any) -> list[str]:
+    """The ``:name`` / ``%(name)s`` parameters a SQL body uses, in order, once each (the query
+    editor offers an input for each); [] for other connectors and bodies."""
+    cls = connectors.REGISTRY.get(type_name)
+    if cls is None or cls.body_language != "sql" or not isinstance(body, str):
+        return []
+    names = rewrite_params(body, lambda _: "?", mysql=type_name == "mysql")[1]
+    return list(dict.fromkeys(names))
 
 
 def datasource_validate_body(*, datasource: Datasource, body: Any) -> list[str]:

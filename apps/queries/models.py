@@ -29,6 +29,7 @@ class DataQuery(models.Model):
 
     class Meta:
         ordering = ["name", "id"]
+        verbose_name, verbose_name_plural = "saved query", "saved queries"
         constraints = [models.UniqueConstraint(fields=["tenant", "name"], name="query_unique_name")]
 
     def __str__(self) -> str:

@@ -55,10 +55,12 @@ def query_create(
     params_schema: Any = None,
     row_limit: int = 1000,
     timeout_s: float = 30.0,
+    pk: Any = None,
 ) -> DataQuery:
     source = datasources.datasource_get(tenant=tenant, datasource_id=datasource)
     _checked(source, body, params_schema)
     query = DataQuery(
+        **({"id": pk} if pk else {}),
         tenant=tenant,
         datasource=source,
         name=name,

@@ -73,6 +73,13 @@ class Tenant(UUIDModel):
     share_weight = models.PositiveIntegerField(
         default=1, validators=[MinValueValidator(1), MaxValueValidator(1000)]
     )
+    # How long ended runs (with their journal and blobs) are kept; empty = the JETADMIN_RETENTION_*
+    # defaults, 0 = no limit (apps/workflows/retention.py).
+    retention_days = models.PositiveIntegerField(null=True, blank=True)
+    retention_failed_days = models.PositiveIntegerField(null=True, blank=True)
+    retention_max_runs = models.PositiveIntegerField(null=True, blank=True)  # per workflow
+    # When a scheduled, webhook or API run fails, unless its workflow says (apps/workflows/alerts.py).
+    on_failure = models.JSONField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

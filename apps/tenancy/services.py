@@ -133,14 +133,27 @@ def tenant_create(*, actor: Actor, name: str) -> Tenant:
     return tenant
 
 
+# Checks of tenant settings that belong to a higher app (its name -> check(tenant, value) -> the value
+# to store, or ApplicationError): the workflows app registers ``on_failure`` when it loads.
+SETTING_CHECKS: dict[str, Any] = {}
+TENANT_SETTINGS = ("name", "retention_days", "retention_failed_days", "retention_max_runs", "on_failure")
+
+
 @transaction.atomic
-def tenant_update(*, actor: Actor, tenant: Tenant, name: str) -> Tenant:
-    old = tenant.name
-    tenant.name = name
-    tenant.save(update_fields=["name"])
-    audit_log_write(
-        actor=actor, tenant=tenant, action="tenant.update", obj=tenant, changes={"name": [old, name]}
-    )
+def tenant_update(*, actor: Actor, tenant: Tenant, **changes: Any) -> Tenant:
+    """Rename a tenant or change its settings (only the keys given)."""
+    unknown = sorted(set(changes) - set(TENANT_SETTINGS))
+    if unknown:
+        raise ApplicationError("Unknown tenant settings.", details={k: ["Unknown setting."] for k in unknown})
+    for key, check in SETTING_CHECKS.items():
+        if key in changes:
+            changes[key] = check(tenant, changes[key])
+    diff = {k: [getattr(tenant, k), v] for k, v in changes.items() if getattr(tenant, k) != v}
+    for key, value in changes.items():
+        setattr(tenant, key, value)
+    if diff:
+        tenant.save(update_fields=list(diff))
+        audit_log_write(actor=actor, tenant=tenant, action="tenant.update", obj=tenant, changes=diff)
     return tenant
 
 

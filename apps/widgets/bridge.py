@@ -135,6 +135,8 @@ class Plan:
     group: str
     params: dict[str, Any]
     instance: WorkflowInstance | None = None
+    also_declared: tuple[str, ...] = ()
+    reuse_s: float | None = None  # shown on dashboards: the shortest of their refresh intervals
 
 
 def plan(
@@ -145,11 +147,25 @@ def plan(
     mode: str,
     instance_id: Any,
     input_params: Any,
+    also_declared: tuple[str, ...] = (),
+    access: TenantAccess | None = None,
 ) -> Plan:
-    widget, access = widget_for(user=user, api_key=api_key, widget_id=widget_id)
+    """``also_declared``: parameters the dashboard the widget is shown on declares as filters (the
+    caller checked the dashboard); a viewer may set those too. ``access``: a principal that is not a
+    member (a dashboard's share link, checked by the caller), for widgets of its tenant only."""
+    if access is None:
+        widget, access = widget_for(user=user, api_key=api_key, widget_id=widget_id)
+    else:
+        widget = selectors.widget_by_id(widget_id)
+        if widget.tenant_id != access.tenant.pk:
+            raise NotFound()
+        access.require("widget.view")
     if mode == "execute":
-        params = services.widget_params(access=access, widget=widget, input_params=input_params)
-        return Plan(widget, access, mode, group(widget.id, services.params_hash(params)), params)
+        params = services.widget_params(
+            access=access, widget=widget, input_params=input_params, also_declared=also_declared
+        )
+        key = group(widget.id, services.params_hash(params))
+        return Plan(widget, access, mode, key, params, also_declared=also_declared)
     instance = None
     if instance_id is not None:
         instance = _instance_of(widget, access, instance_id)
@@ -170,7 +186,13 @@ def _instance_of(widget: Widget, access: TenantAccess, instance_id: Any) -> Work
 
 def start(*, plan: Plan, actor: Actor, force: bool = False) -> WorkflowInstance:
     started = services.widget_run(
-        access=plan.access, actor=actor, widget=plan.widget, input_params=plan.params, force=force
+        access=plan.access,
+        actor=actor,
+        widget=plan.widget,
+        input_params=plan.params,
+        force=force,
+        also_declared=plan.also_declared,
+        reuse_s=plan.reuse_s,
     )
     return started.instance
 

@@ -10,8 +10,11 @@ ended within ``JETADMIN_WIDGET_REUSE_S``.
 
 from __future__ import annotations
 
+import csv
 import hashlib
+import io
 import json
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -19,6 +22,7 @@ from typing import Any
 from django.conf import settings
 from django.db import transaction
 from django.db.models import Q
+from django.http import HttpResponse
 from django.utils import timezone
 from rest_framework.exceptions import PermissionDenied
 
@@ -27,6 +31,7 @@ from apps.tenancy.selectors import TenantAccess
 from apps.tenancy.services import Actor, audit_log_write
 from apps.widgets import types
 from apps.widgets.models import Widget, WidgetRun
+from apps.workflows import blobs
 from apps.workflows import selectors as workflows
 from apps.workflows import services as workflow_services
 from apps.workflows.engine import templates
@@ -80,6 +85,7 @@ def widget_create(
     config: Any = None,
     workflow: Any = None,
     workflow_config: Any = None,
+    pk: Any = None,
 ) -> Widget:
     config = {} if config is None else config
     workflow_config = {} if workflow_config is None else workflow_config
@@ -87,6 +93,7 @@ def widget_create(
         tenant=tenant, type=type, config=config, workflow=workflow, workflow_config=workflow_config
     )
     widget = Widget.objects.create(
+        **({"id": pk} if pk else {}),
         tenant=tenant,
         name=name,
         type=type,
@@ -95,8 +102,24 @@ def widget_create(
         workflow_config=workflow_config,
         created_by=actor.user,
     )
+    _static_data(widget)
     audit_log_write(actor=actor, tenant=tenant, action="widget.create", obj=widget, changes={"name": name})
     return widget
+
+
+def _static_data(widget: Widget) -> None:
+    """A widget without a workflow (a note, a fixed chart) has its data from its config alone: drawn
+    now, kept as its last data, so a dashboard shows it without any run. One whose config cannot be
+    drawn without a run keeps none and says why on the page."""
+    if widget.workflow_id is not None:
+        return
+    try:
+        data = widget_process(widget, {})
+    except (NotReady, ApplicationError):
+        data = None
+    if data != widget.last_data:
+        widget.last_data, widget.last_provenance = data, None
+        Widget.objects.filter(pk=widget.pk).update(last_data=data, last_provenance=None)
 
 
 @transaction.atomic
@@ -118,6 +141,7 @@ def widget_update(*, actor: Actor, widget: Widget, **changes: Any) -> Widget:
     if "name" in changes:
         widget.name = changes["name"]
     widget.save()
+    _static_data(widget)
     audit_log_write(
         actor=actor,
         tenant=widget.tenant,
@@ -141,9 +165,12 @@ def params_hash(params: Any) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
-def widget_params(*, access: TenantAccess, widget: Widget, input_params: Any) -> dict[str, Any]:
+def widget_params(
+    *, access: TenantAccess, widget: Widget, input_params: Any, also_declared: Collection[str] = ()
+) -> dict[str, Any]:
     """The run's input: the widget's declared defaults overlaid with ``input_params``. Parameters the
-    widget does not declare need ``workflow.run`` (403 without)."""
+    widget does not declare (nor ``also_declared``: the filters of the dashboard it is shown on) need
+    ``workflow.run`` (403 without)."""
     if widget.workflow_id is None:
         raise ApplicationError(MSG_NO_WORKFLOW, details={"workflow": [MSG_NO_WORKFLOW]})
     if input_params is None:
@@ -151,7 +178,7 @@ def widget_params(*, access: TenantAccess, widget: Widget, input_params: Any) ->
     if not isinstance(input_params, dict):
         raise ApplicationError("input_params must be an object.", details={"input_params": ["An object."]})
     declared = widget.input_params
-    undeclared = sorted(set(input_params) - set(declared))
+    undeclared = sorted(set(input_params) - set(declared) - set(also_declared))
     if undeclared and not access.can("workflow.run"):
         raise PermissionDenied(MSG_UNDECLARED.format(names=", ".join(undeclared)))
     return {**declared, **input_params}
@@ -165,28 +192,44 @@ class Started:
 
 
 def widget_run(
-    *, access: TenantAccess, actor: Actor, widget: Widget, input_params: Any = None, force: bool = False
+    *,
+    access: TenantAccess,
+    actor: Actor,
+    widget: Widget,
+    input_params: Any = None,
+    force: bool = False,
+    also_declared: Collection[str] = (),
+    reuse_s: float | None = None,
 ) -> Started:
-    """Start the widget's workflow with these parameters, or reuse a run of the same widget and
-    parameters: without ``force``, one in flight or ended within ``JETADMIN_WIDGET_REUSE_S``; with it
-    (a refresh), one started within ``JETADMIN_WIDGET_REFRESH_MIN_S``, so that viewers refreshing
-    together (on any web process) share the new run."""
-    params = widget_params(access=access, widget=widget, input_params=input_params)
+    """Start the widget's workflow with these parameters, or reuse a run of the same workflow and
+    parameters started for any widget: without ``force``, one in flight or ended within
+    ``reuse_s`` (a dashboard's refresh interval; else ``JETADMIN_WIDGET_REUSE_S``); with it (a
+    refresh), one started within
+    ``JETADMIN_WIDGET_REFRESH_MIN_S``, so that viewers refreshing together (on any web process, or
+    every widget of a dashboard) share the new run."""
+    params = widget_params(
+        access=access, widget=widget, input_params=input_params, also_declared=also_declared
+    )
     key = params_hash(params)
-    window = settings.JETADMIN_WIDGET_REFRESH_MIN_S if force else settings.JETADMIN_WIDGET_REUSE_S
+    reuse = settings.JETADMIN_WIDGET_REUSE_S if reuse_s is None else reuse_s
+    window = settings.JETADMIN_WIDGET_REFRESH_MIN_S if force else reuse
     since = timezone.now() - timedelta(seconds=window)
     if force:
         fresh = Q(created_at__gte=since)
     else:
         fresh = Q(instance__ended_at__gte=since) | Q(instance__status__in=("queued", "running", "waiting"))
+    # Any widget of the same workflow with the same parameters shares the run: a dashboard whose widgets
+    # all read one report starts one run, not one per widget.
     recent = (
-        WidgetRun.objects.filter(fresh, widget=widget, params_hash=key)
+        WidgetRun.objects.filter(fresh, widget__workflow=widget.workflow, params_hash=key)
         .exclude(instance__status__in=("failed", "canceled"))
         .select_related("instance")
         .order_by("-created_at", "-id")
         .first()
     )
     if recent is not None:
+        if recent.widget_id != widget.pk:
+            WidgetRun.objects.get_or_create(widget=widget, instance=recent.instance, params_hash=key)
         return Started(recent.instance, key, reused=True)
     workflow = widget.workflow
     if workflow is None:  # widget_params checked the id; the workflow was deleted since
@@ -214,6 +257,7 @@ def run_context(instance: WorkflowInstance) -> dict[str, Any]:
         "node_id", "output"
     )
     context.update(dict(rows))
+    blobs.resolve(context)  # large outputs live in the blob store
     extra = instance.context or {}
     if templates.WIDGET_INPUT in extra:
         context[templates.WIDGET_INPUT] = extra[templates.WIDGET_INPUT]
@@ -252,9 +296,10 @@ def provenance(instance: WorkflowInstance) -> dict[str, Any]:
 def widget_result(
     widget: Widget, instance: WorkflowInstance, context: dict[str, Any] | None = None
 ) -> dict[str, Any]:
-    """``{processed_data, provenance, error?}`` of a run for this widget. An ended run's good data is
-    kept as the widget's last data; when an ended run's data cannot be drawn (or the run failed), the
-    answer carries the last good data and an ``error`` with ``recoverable``."""
+    """``{processed_data, provenance, error?}`` of a run for this widget. An ended run's good data with
+    the widget's declared parameters is kept as its last data; when such a run's data cannot be drawn
+    (or the run failed), the answer carries the last good data and an ``error`` with ``recoverable``.
+    A run with other parameters (a filter) answers its own data or nothing, never the last data."""
     if context is None:
         context = run_context(instance)
     ended = instance.status in INSTANCE_TERMINAL
@@ -272,13 +317,18 @@ def widget_result(
             "message": message or f"The run {instance.status}.",
             "recoverable": True,
         }
+    # The widget keeps one "last data": that of its declared parameters (what a dashboard shows on first
+    # paint). A run with other parameters never replaces it, and never falls back to it.
+    default = params_hash(instance.input) == params_hash(widget.input_params)
     if error is None:
         source = provenance(instance)
-        if ended:
+        if ended and default:
             Widget.objects.filter(pk=widget.pk).update(last_data=data, last_provenance=source)
         return {"processed_data": data, "provenance": source}
-    if ended:
+    if ended and default:
         return {"processed_data": widget.last_data, "provenance": widget.last_provenance, "error": error}
+    if ended:
+        return {"processed_data": None, "provenance": provenance(instance), "error": error}
     return {"processed_data": None, "provenance": provenance(instance), "error": error}
 
 
@@ -311,3 +361,55 @@ def widget_send_input(*, actor: Actor, instance: WorkflowInstance, data: Any) ->
         workflow_services.instance_input(actor=actor, instance=instance, node_id=waiting, data=data)
         resumed = waiting
     return {"context_version": version + 1, "resumed": resumed}
+
+
+# --- export ----------------------------------------------------------------------------------------
+def export_table(widget: Widget) -> tuple[list[str], list[list[Any]]]:
+    """A widget's last data as a header and rows: a table's columns, a chart's labels by dataset (or
+    ``dataset, x, y, r`` points), else the JSON of the data in one cell."""
+    data = widget.last_data
+    if (
+        isinstance(data, dict)
+        and isinstance(data.get("rows"), list)
+        and isinstance(data.get("columns"), list)
+    ):
+        fields = [str(c.get("field")) for c in data["columns"] if isinstance(c, dict)]
+        return fields, [[_cell(row.get(f)) for f in fields] for row in data["rows"] if isinstance(row, dict)]
+    if isinstance(data, dict) and isinstance(data.get("datasets"), list):
+        sets = [d for d in data["datasets"] if isinstance(d, dict)]
+        labels = data.get("labels") or []
+        if labels:
+            header = ["label", *[str(d.get("label", f"series {i + 1}")) for i, d in enumerate(sets)]]
+            series: list[list[Any]] = [d["data"] if isinstance(d.get("data"), list) else [] for d in sets]
+            rows = [
+                [_cell(label), *[_cell(v[i]) if i < len(v) else None for v in series]]
+                for i, label in enumerate(labels)
+            ]
+            return header, rows
+        points = [(d, p) for d in sets for p in d.get("data") or [] if isinstance(p, dict)]
+        return ["dataset", "x", "y", "r"], [
+            [d.get("label", ""), p.get("x"), p.get("y"), p.get("r")] for d, p in points
+        ]
+    return ["value"], [[_cell(data)]]
+
+
+def _cell(value: Any) -> Any:
+    return json.dumps(value, default=str) if isinstance(value, dict | list) else value
+
+
+def export_response(widget: Widget, fmt: str) -> HttpResponse:
+    """A download of the widget's last data: ``csv`` (see :func:`export_table`) or ``json``."""
+    name = "".join(c if c.isalnum() or c in "-_" else "_" for c in widget.name) or "widget"
+    if fmt == "json":
+        text = json.dumps(widget.last_data, default=str, indent=2)
+        response = HttpResponse(text, content_type="application/json")
+    else:
+        header, rows = export_table(widget)
+        out = io.StringIO()
+        writer = csv.writer(out)
+        writer.writerow(header)
+        writer.writerows(rows)
+        response = HttpResponse(out.getvalue(), content_type="text/csv; charset=utf-8")
+        fmt = "csv"
+    response["Content-Disposition"] = f'attachment; filename="{name}.{fmt}"'
+    return response

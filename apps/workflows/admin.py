@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from django.contrib import admin
 from django.http import HttpRequest
+from django.urls import reverse
+from django.utils.html import format_html
 
 from .models import InstanceEvent, NodeRun, Workflow, WorkflowInstance, WorkflowVersion
 
@@ -61,12 +64,40 @@ class NodeRunInline(admin.TabularInline):
     max_num = 0
 
 
+def _pretty(value: Any) -> str:
+    return format_html("<pre style='white-space:pre-wrap'>{}</pre>", json.dumps(value, indent=2, default=str))
+
+
 @admin.register(WorkflowInstance)
 class WorkflowInstanceAdmin(ReadOnlyAdmin):
     list_display = ["id", "tenant", "workflow", "status", "trigger", "is_test", "created_at", "ended_at"]
     list_filter = ["status", "trigger", "is_test"]
     search_fields = ["id", "workflow__name"]
     inlines = [NodeRunInline]
+    exclude = ["graph", "input", "output", "error", "context"]
+    readonly_fields = ["inspector", "graph_json", "input_json", "output_json", "error_json"]
+
+    @admin.display(description="Run inspector")
+    def inspector(self, obj: WorkflowInstance) -> str:
+        """The graph, live statuses, node inputs and outputs are on the run's page, not in raw JSON here."""
+        url = reverse("run-page", args=[obj.tenant_id, obj.id])
+        return format_html('<a href="{}">Open the run page (graph, live status, node details)</a>', url)
+
+    @admin.display(description="Graph")
+    def graph_json(self, obj: WorkflowInstance) -> str:
+        return _pretty(obj.graph)
+
+    @admin.display(description="Input")
+    def input_json(self, obj: WorkflowInstance) -> str:
+        return _pretty(obj.input)
+
+    @admin.display(description="Output")
+    def output_json(self, obj: WorkflowInstance) -> str:
+        return _pretty(obj.output)
+
+    @admin.display(description="Error")
+    def error_json(self, obj: WorkflowInstance) -> str:
+        return _pretty(obj.error)
 
 
 @admin.register(NodeRun)

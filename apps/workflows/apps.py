@@ -21,6 +21,18 @@ class WorkflowsConfig(AppConfig):
         from .streams import on_events
 
         instance_events.connect(on_events, dispatch_uid="workflows.run_streams")  # websockets hear runs
+        from .inbox import on_events as tell_approvers
+
+        instance_events.connect(tell_approvers, dispatch_uid="workflows.inbox")  # approvers get an email
+        from .observe import on_events as count
+
+        instance_events.connect(count, dispatch_uid="workflows.metrics")  # runs and nodes in /metrics
+
+        from apps.tenancy.services import SETTING_CHECKS
+
+        from .alerts import check as check_on_failure
+
+        SETTING_CHECKS["on_failure"] = check_on_failure  # the tenant's failure alert names a workflow
 
         # Extra node-type modules (plugins, or test nodes that worker processes must know too).
         for module in settings.JETADMIN_NODE_MODULES:

@@ -51,6 +51,7 @@ class Trigger(models.TextChoices):
     WIDGET = "widget"
     TEST = "test"
     SUBWORKFLOW = "subworkflow"
+    ERROR = "error"  # started by another run's failure (apps/workflows/alerts.py)
 
 
 class Workflow(models.Model):
@@ -61,6 +62,9 @@ class Workflow(models.Model):
     current_version = models.ForeignKey(
         "WorkflowVersion", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
+    # When one of its scheduled, webhook or API runs fails: {"workflow": id} runs that workflow,
+    # {"notify": {...}} sends a message; empty = the tenant's setting (apps/workflows/alerts.py).
+    on_failure = models.JSONField(null=True, blank=True)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -120,12 +124,14 @@ class WorkflowInstance(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     ended_at = models.DateTimeField(null=True, blank=True)
+    alerted_at = models.DateTimeField(null=True, blank=True)  # its failure alert was sent (once)
 
     class Meta:
         ordering = ["-created_at", "id"]
         indexes = [
             models.Index(fields=["tenant", "-created_at"], name="instance_tenant_time"),
             models.Index(fields=["tenant", "status"], name="instance_tenant_status"),
+            models.Index(fields=["tenant", "ended_at"], name="instance_tenant_ended"),  # retention
         ]
 
     def __str__(self) -> str:
@@ -227,3 +233,67 @@ class InstanceEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.type} {self.node_id}"
+
+
+class WorkflowTestCase(models.Model):
+    """A test of a workflow, kept beside its versions (not part of one): run the current graph with
+    ``input``, the nodes named in ``pinned`` not executed (``{node_id: output}``), and compare the run
+    with ``expect`` (``{status?, output?, nodes?: {node_id: {status?, output?}}}``). The last outcome is
+    kept for the editor. Run by ``manage.py test_workflows`` and the editor's Tests panel."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    workflow = models.ForeignKey(Workflow, on_delete=models.CASCADE, related_name="test_cases")
+    name = models.CharField(max_length=200)
+    input = models.JSONField(default=dict, blank=True)
+    pinned = models.JSONField(default=dict, blank=True)
+    expect = models.JSONField(default=dict, blank=True)
+    last_result = models.JSONField(null=True, blank=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["workflow", "name"]
+        constraints = [
+            models.UniqueConstraint(fields=["workflow", "name"], name="workflow_test_case_name_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.workflow_id}: {self.name}"
+
+
+class NodeCache(models.Model):
+    """A node's output kept for ``cache_ttl_s``: a later run of the same node type with the same resolved
+    inputs (and the same state of what they point at) in the same tenant reuses it instead of running."""
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+")
+    key = models.CharField(max_length=64)
+    node_type = models.CharField(max_length=50)
+    output = models.JSONField(null=True)
+    instance_id = models.UUIDField(null=True, blank=True)
+    created_at = models.DateTimeField()
+    expires_at = models.DateTimeField(db_index=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["tenant", "key"], name="node_cache_key_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.node_type} {self.key[:12]} until {self.expires_at:%Y-%m-%d %H:%M}"
+
+
+class Blob(models.Model):
+    """A node output too large for its row (``JETADMIN_BLOB_THRESHOLD_BYTES``): the JSON text, here or in
+    S3 (``key``); the row's output is ``{"$blob": id, size, type, count?, preview}``. Deleted with its run."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+")
+    instance = models.ForeignKey(WorkflowInstance, on_delete=models.CASCADE, related_name="blobs")
+    node_id = models.CharField(max_length=100)
+    iteration = models.CharField(max_length=500, blank=True, default="")
+    size = models.PositiveBigIntegerField()
+    content = models.TextField(blank=True, default="")  # the database store
+    key = models.CharField(max_length=500, blank=True, default="")  # the S3 store
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"{self.node_id} of {self.instance_id} ({self.size} bytes)"

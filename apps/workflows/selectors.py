@@ -9,7 +9,7 @@ from django.db.models import QuerySet
 from rest_framework.exceptions import NotFound
 
 from apps.tenancy.models import Tenant
-from apps.workflows.models import InstanceEvent, Workflow, WorkflowInstance, WorkflowVersion
+from apps.workflows.models import InstanceEvent, Workflow, WorkflowInstance, WorkflowTestCase, WorkflowVersion
 from jetadmin.db.rows import Lookup
 
 
@@ -39,6 +39,29 @@ def version_list(*, workflow: Workflow) -> QuerySet[WorkflowVersion]:
     return WorkflowVersion.objects.filter(workflow=workflow).select_related("created_by").order_by("-version")
 
 
+def version_get(*, workflow: Workflow, version: int) -> WorkflowVersion:
+    found = (
+        WorkflowVersion.objects.filter(workflow=workflow, version=version)
+        .select_related("created_by")
+        .first()
+    )
+    if found is None:
+        raise NotFound()
+    return found
+
+
+def test_case_list(*, workflow: Workflow) -> QuerySet[WorkflowTestCase]:
+    return WorkflowTestCase.objects.filter(workflow=workflow).order_by("name", "id")
+
+
+def test_case_get(*, workflow: Workflow, case_id: Any) -> WorkflowTestCase:
+    found = WorkflowTestCase.objects.filter(workflow=workflow, pk=_uuid(case_id)).first()
+    if found is None:
+        raise NotFound()
+    found.workflow = workflow
+    return found
+
+
 def instance_list(
     *, tenant: Tenant, workflow_id: str | None = None, status: str | None = None
 ) -> QuerySet[WorkflowInstance]:
@@ -53,7 +76,7 @@ def instance_list(
 def instance_get(*, tenant: Tenant, instance_id: Any) -> WorkflowInstance:
     instance = (
         WorkflowInstance.objects.filter(tenant=tenant, pk=_uuid(instance_id))
-        .select_related("version")
+        .select_related("version", "workflow")
         .first()
     )
     if instance is None:

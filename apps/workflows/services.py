@@ -6,6 +6,7 @@ the same transaction, and leaves execution to :mod:`apps.workflows.engine.runtim
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from typing import Any
@@ -13,7 +14,7 @@ from typing import Any
 from django.db import connection, transaction
 
 from apps.tenancy.models import Tenant
-from apps.tenancy.services import Actor, audit_log_write
+from apps.tenancy.services import SYSTEM, Actor, audit_log_write
 from apps.workflows.engine import events as engine_events
 from apps.workflows.engine import graph as graphs
 from apps.workflows.engine import runtime
@@ -46,6 +47,8 @@ MSG_NOT_FAILED = "Only a failed run can be retried (this one is {status})."
 MSG_ALREADY_ENDED = "This run has already ended ({status})."
 MSG_NOT_TEST = "Only test runs are stopped; use cancel for saved runs."
 MSG_NO_VERSION = "This workflow has no graph yet."
+UNSET: Any = object()  # an argument not given (None may be a value)
+MSG_STILL_OPEN = "This run is still {status}; cancel it before deleting it."
 MSG_NOT_CANCELED = "Only a canceled run can be resumed (this one is {status}); use retry for failed runs."
 MSG_NOT_WAITING = "Node {node!r} is not waiting for input (it is {status})."
 MSG_NO_SUCH_NODE = "This run has no node {node!r}."
@@ -92,17 +95,58 @@ def version_graph(version: WorkflowVersion) -> tuple[graphs.Graph, dict[str, Any
 # --- definitions ------------------------------------------------------------------------------------
 @transaction.atomic
 def workflow_create(
-    *, actor: Actor, tenant: Tenant, name: str, graph: Any, description: str = ""
+    *, actor: Actor, tenant: Tenant, name: str, graph: Any, description: str = "", pk: Any = None
 ) -> Workflow:
     graph_build(graph)
     workflow = Workflow.objects.create(
-        tenant=tenant, name=name, description=description, created_by=actor.user
+        **({"id": pk} if pk else {}), tenant=tenant, name=name, description=description, created_by=actor.user
     )
     _new_version(workflow=workflow, graph=graph, actor=actor)
     audit_log_write(
         actor=actor, tenant=tenant, action="workflow.create", obj=workflow, changes={"name": name}
     )
     return workflow
+
+
+def graph_converted(*, tenant: Tenant, graph: Any) -> tuple[Any, Any]:
+    """A graph in Jet Admin's format converted to jetadmin's (with the conversion's report), else as it
+    is (and None). 400 listing every node that cannot be converted."""
+    from apps.workflows import jetimport
+
+    if not jetimport.looks_like_jet_admin(graph):
+        return graph, None
+    conversion = jetimport.convert(graph, tenant)
+    if conversion.errors:
+        first = conversion.errors[0]
+        raise ApplicationError(
+            f"{MSG_INVALID_GRAPH} node {first['node_id']!r}, {first['field']}: {first['message']}",
+            details={"graph": conversion.errors},
+        )
+    return conversion.graph, conversion
+
+
+@transaction.atomic
+def workflow_import(
+    *, actor: Actor, tenant: Tenant, name: str, graph: Any, description: str = ""
+) -> tuple[Workflow, list[str]]:
+    """Create a workflow; a graph in Jet Admin's format is converted first, and the chart widgets it
+    describes are created with it. Returns the workflow and what was converted."""
+    from apps.widgets import services as widgets
+
+    graph, conversion = graph_converted(tenant=tenant, graph=graph)
+    workflow = workflow_create(actor=actor, tenant=tenant, name=name, description=description, graph=graph)
+    if conversion is None:
+        return workflow, []
+    for spec in conversion.widgets:
+        widgets.widget_create(
+            actor=actor,
+            tenant=tenant,
+            name=f"{name} · {spec['name']}",
+            type=spec["type"],
+            config=spec["config"],
+            workflow=workflow.id,
+        )
+    return workflow, list(conversion.converted)
 
 
 def _new_version(*, workflow: Workflow, graph: Any, actor: Actor) -> WorkflowVersion:
@@ -123,12 +167,21 @@ def workflow_update(
     name: str | None = None,
     description: str | None = None,
     graph: Any = None,
+    on_failure: Any = UNSET,
 ) -> Workflow:
+    """Change what is given; ``on_failure=None`` clears the workflow's failure alert."""
+    from apps.workflows import alerts
+
     workflow = Workflow.objects.select_for_update().get(pk=workflow.pk)
     changes: dict[str, Any] = {}
     if name is not None and name != workflow.name:
         changes["name"] = [workflow.name, name]
         workflow.name = name
+    if on_failure is not UNSET:
+        on_failure = alerts.check(workflow.tenant, on_failure)
+        if on_failure != workflow.on_failure:
+            changes["on_failure"] = [workflow.on_failure, on_failure]
+            workflow.on_failure = on_failure
     if description is not None:
         workflow.description = description
     workflow.save()
@@ -140,6 +193,23 @@ def workflow_update(
             changes["version"] = version.version
     audit_log_write(
         actor=actor, tenant=workflow.tenant, action="workflow.update", obj=workflow, changes=changes
+    )
+    return workflow
+
+
+@transaction.atomic
+def workflow_restore(*, actor: Actor, workflow: Workflow, version: WorkflowVersion) -> Workflow:
+    """Make an older version's graph current again, as a new version (history is never rewritten)."""
+    workflow = Workflow.objects.select_for_update().get(pk=workflow.pk)
+    if workflow.current_version_id == version.pk:
+        raise Conflict(f"Version {version.version} is already the current version.")
+    new = _new_version(workflow=workflow, graph=version.graph, actor=actor)
+    audit_log_write(
+        actor=actor,
+        tenant=workflow.tenant,
+        action="workflow.restore",
+        obj=workflow,
+        changes={"restored": version.version, "version": new.version},
     )
     return workflow
 
@@ -236,12 +306,19 @@ def workflow_test(
     return instance
 
 
+def alert_run(*, tenant: Tenant, graph: Any, input: Any) -> WorkflowInstance:
+    """A one-off run of a built-in graph (a failure notification: apps/workflows/alerts.py)."""
+    return _create_run(actor=SYSTEM, tenant=tenant, graph_raw=graph, input=input, trigger=Trigger.ERROR)
+
+
 def instance_cancel(*, actor: Actor, instance: WorkflowInstance, stop: bool = False) -> WorkflowInstance:
     if stop and not instance.is_test:
         raise Conflict(MSG_NOT_TEST)
     if instance.status in INSTANCE_TERMINAL:
         raise Conflict(MSG_ALREADY_ENDED.format(status=instance.status))
-    with transaction.atomic():
+
+    @transaction.atomic
+    def cancel_and_audit() -> None:
         runtime.cancel(str(instance.id), reason=f"{'stopped' if stop else 'canceled'} by {actor.label}")
         audit_log_write(
             actor=actor,
@@ -250,8 +327,28 @@ def instance_cancel(*, actor: Actor, instance: WorkflowInstance, stop: bool = Fa
             obj=instance,
             object_type="workflowinstance",
         )
+
+    runtime._retry_db(cancel_and_audit)  # a deadlock with a worker settling this run is retried
     instance.refresh_from_db()
     return instance
+
+
+def instance_delete(*, actor: Actor, instance: WorkflowInstance) -> None:
+    """Delete an ended run with its node rows, journal and blobs (409 while it is still open)."""
+    from apps.workflows import retention
+
+    if instance.status not in INSTANCE_TERMINAL:
+        raise Conflict(MSG_STILL_OPEN.format(status=instance.status))
+    with transaction.atomic():
+        audit_log_write(
+            actor=actor,
+            tenant=instance.tenant,
+            action="instance.delete",
+            obj=instance,
+            object_type="workflowinstance",
+            changes={"workflow": str(instance.workflow_id or ""), "status": instance.status},
+        )
+        retention.delete_runs([instance.id])
 
 
 def instance_retry(*, actor: Actor, instance: WorkflowInstance) -> WorkflowInstance:
@@ -357,11 +454,8 @@ def instance_input(
     node_type = nodes.get(run.node_type)
     if not node_type.takes_input:
         raise Conflict(MSG_NOT_WAITING.format(node=node_id, status=f"{run.status}, not for input"))
-    user = actor.user
-    who = (user.username, user.email, user.id) if user is not None else (actor.label,)
-    identities = frozenset(str(x) for x in who if x)
     try:
-        accepted = node_type.accept_input(run.input or {}, data, identities)
+        accepted = node_type.accept_input(run.input or {}, data, _identities(actor))
     except nodes.InputNotAllowed as exc:
         raise PermissionDenied(str(exc)) from None
     except nodes.InputInvalid as exc:
@@ -390,6 +484,125 @@ def instance_input(
             object_type="workflowinstance",
             changes={"node_id": node_id, "iteration": run.iteration},
         )
+    instance.refresh_from_db()
+    return instance
+
+
+def _identities(actor: Actor) -> frozenset[str]:
+    user = actor.user
+    who = (user.username, user.email, user.id) if user is not None else (actor.label,)
+    return frozenset(str(x) for x in who if x)
+
+
+def instance_send_input(
+    *,
+    actor: Actor,
+    instance: WorkflowInstance,
+    node_id: str,
+    data: Any,
+    iteration: str | None = None,
+    if_waiting: bool = False,
+) -> tuple[WorkflowInstance, bool]:
+    """The API's input: answers a waiting node (False), or keeps the input for a node that will wait
+    later and returns (instance, True) — unless ``if_waiting`` (then 409, nothing kept). 409 when the
+    node has ended or takes no input."""
+    from apps.workflows.engine import control
+    from apps.workflows.nodes import base as nodes
+
+    for _ in range(2):  # a node that starts waiting between the two reads is answered the usual way
+        runs = NodeRun.objects.filter(instance=instance, node_id=node_id)
+        if iteration is not None:
+            runs = runs.filter(iteration=iteration)
+        if if_waiting or runs.filter(status=WAITING).exists() or not runs.exists():
+            return instance_input(
+                actor=actor, instance=instance, node_id=node_id, data=data, iteration=iteration
+            ), False
+        open_rows = list(runs.filter(status__in=NODE_OPEN).values_list("iteration", "node_type", "status"))
+        if not open_rows:
+            raise Conflict(MSG_NOT_WAITING.format(node=node_id, status="ended"))
+        if not nodes.get(open_rows[0][1]).takes_input:
+            raise Conflict(MSG_NOT_WAITING.format(node=node_id, status=f"{open_rows[0][2]}, not for input"))
+        if len(open_rows) > 1:
+            keys = ", ".join(sorted(r[0] for r in open_rows))
+            raise ApplicationError(
+                MSG_WHICH_ITERATION.format(node=node_id, keys=keys), details={"iteration": ["Required here."]}
+            )
+        key = open_rows[0][0]
+        kept = control.keep_early_input(
+            str(instance.id), node_id, key, data, actor.label, sorted(_identities(actor))
+        )
+        if kept in ("ended", "answered"):
+            raise Conflict(
+                MSG_NOT_WAITING.format(node=node_id, status="ended" if kept == "ended" else "answered")
+            )
+        if kept == "kept":
+            audit_log_write(
+                actor=actor,
+                tenant=instance.tenant,
+                action="instance.input",
+                obj=instance,
+                object_type="workflowinstance",
+                changes={"node_id": node_id, "iteration": key, "kept_until_waiting": True},
+            )
+            return instance, True
+    return instance_input(
+        actor=actor, instance=instance, node_id=node_id, data=data, iteration=iteration
+    ), False
+
+
+def node_output_text(*, instance: WorkflowInstance, node_id: str, iteration: str = "") -> str:
+    """A node's full output as JSON text, also when it is kept in the blob store (404 for no such node
+    run, 409 when it has no output)."""
+    from rest_framework.exceptions import NotFound
+
+    from apps.workflows import blobs
+    from apps.workflows.models import Blob
+
+    found = (
+        NodeRun.objects.filter(instance=instance, node_id=node_id, iteration=iteration)
+        .values_list("status", "output")
+        .first()
+    )
+    if found is None:
+        raise NotFound()
+    status, output = found
+    if status != SUCCEEDED:
+        raise Conflict(f"Node {node_id!r} has no output (it is {status}).")
+    if not blobs.is_ref(output):
+        return json.dumps(output)
+    blob = Blob.objects.filter(pk=output[blobs.REF], instance=instance).first()
+    if blob is None:
+        raise NotFound()
+    return blobs.text_of(blob)
+
+
+def instance_cancel_node(
+    *, actor: Actor, instance: WorkflowInstance, node_id: str, iteration: str = ""
+) -> WorkflowInstance:
+    """Cancel one open node: it ends canceled and takes its error route if it has one; otherwise the
+    run fails with code canceled. 400 for a node the run has not; 409 when it is not open."""
+    from apps.workflows.engine import control
+
+    if not NodeRun.objects.filter(instance=instance, node_id=node_id, iteration=iteration).exists():
+        raise ApplicationError(
+            MSG_NO_SUCH_NODE.format(node=node_id), details={"node_id": ["No such node in this run."]}
+        )
+    reason = f"canceled by {actor.label}"
+    if not control.cancel_node(str(instance.id), node_id, iteration, reason=reason):
+        status = (
+            NodeRun.objects.filter(instance=instance, node_id=node_id, iteration=iteration)
+            .values_list("status", flat=True)
+            .first()
+        )
+        raise Conflict(f"Node {node_id!r} is not running or waiting (it is {status}).")
+    audit_log_write(
+        actor=actor,
+        tenant=instance.tenant,
+        action="instance.cancel_node",
+        obj=instance,
+        object_type="workflowinstance",
+        changes={"node_id": node_id, "iteration": iteration},
+    )
     instance.refresh_from_db()
     return instance
 
@@ -452,6 +665,7 @@ def node_summary(instance: WorkflowInstance) -> dict[str, Any]:
         out[r.node_id] = {
             "waiting": waiting,
             "type": r.node_type,
+            "input": r.input,
             "status": r.status,
             "attempts": r.attempt,
             "output": r.output,

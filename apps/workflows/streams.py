@@ -15,6 +15,7 @@ consumer fills any hole from the journal (:func:`events_between`) before it send
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 import queue
@@ -39,6 +40,19 @@ _STATUSES = set(InstanceStatus.values)
 
 def group(instance_id: Any) -> str:
     return f"run.{instance_id}"
+
+
+PUBSUB_PREFIX = "jetadmin:run-events:"
+
+
+def use_pubsub() -> bool:
+    """Run events travel by Redis pub/sub (one PUBLISH per run and flush) rather than a channel-layer
+    group_send (a Lua script per hub channel): distributed only, and JETADMIN_WS_PUBSUB (on)."""
+    return bool(settings.REDIS_URL) and settings.JETADMIN_WS_PUBSUB
+
+
+def pubsub_channel(group_name: str) -> str:
+    return PUBSUB_PREFIX + group_name
 
 
 # --- messages -------------------------------------------------------------------------------------
@@ -128,6 +142,7 @@ class Publisher:
         self.pid = 0
         self.server_loop: asyncio.AbstractEventLoop | None = None  # the in-memory layer's loop
         self._lock = threading.Lock()
+        self._redis: Any = None  # the publisher thread's Redis client (pub/sub)
         self.sent = 0
         self.failed = 0
 
@@ -137,6 +152,7 @@ class Publisher:
             with self._lock:
                 if self.pid != os.getpid():
                     self.queue = queue.SimpleQueue()
+                    self._redis = None  # a forked child opens its own connection
                     threading.Thread(target=self._run, name="run-stream-publisher", daemon=True).start()
                     self.pid = os.getpid()
         self.queue.put((kind, group_name, messages))
@@ -165,6 +181,13 @@ class Publisher:
             groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
             for kind, group_name, messages in batch:
                 groups.setdefault((kind, group_name), []).extend(messages)
+            if use_pubsub():
+                runs = {name: m for (kind, name), m in groups.items() if kind == "run.events"}
+                if runs:
+                    self._publish(runs)
+                groups = {key: m for key, m in groups.items() if key[0] != "run.events"}
+                if not groups:
+                    continue
             layer = get_channel_layer()
             if layer is None:
                 continue
@@ -186,6 +209,23 @@ class Publisher:
             except Exception:  # the consumer fills holes from the journal; never stop publishing
                 self.failed += len(groups)
                 logger.exception("publishing run events to the channel layer failed")
+
+    def _publish(self, runs: dict[str, list[dict[str, Any]]]) -> None:
+        """One round trip for every run of the flush: a pipelined PUBLISH per run."""
+        try:
+            if self._redis is None:
+                import redis
+
+                self._redis = redis.Redis.from_url(settings.REDIS_URL)
+            pipe = self._redis.pipeline(transaction=False)
+            for name, messages in runs.items():
+                pipe.publish(pubsub_channel(name), json.dumps({"events": messages}, default=str))
+            pipe.execute()
+            self.sent += len(runs)
+        except Exception:  # the consumers fill holes from the journal; never stop publishing
+            self.failed += len(runs)
+            self._redis = None
+            logger.exception("publishing run events to Redis failed")
 
 
 class Watchlist:

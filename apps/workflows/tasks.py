@@ -31,4 +31,28 @@ def wake_node(instance_id: str, node_id: str, iteration: str = "") -> str | None
 
 @shared_task(name="workflows.reconcile", ignore_result=True)
 def reconcile() -> int:
-    return runtime.reconcile().total()
+    from jetadmin import metrics
+
+    done = runtime.reconcile()
+    if done.expired:
+        metrics.LEASES_EXPIRED.inc(done.expired)
+    for reason, count in (("sent", done.sent), ("woken", done.woken), ("dispatched", done.dispatched)):
+        if count:
+            metrics.RESENDS.labels(reason).inc(count)
+    return done.total()
+
+
+@shared_task(name="workflows.prune", ignore_result=True)
+def prune() -> dict[str, int]:
+    """Retention (beat, every JETADMIN_RETENTION_TICK_S): delete ended runs past their tenant's limits."""
+    from apps.workflows import retention
+
+    return retention.prune().as_dict()
+
+
+@shared_task(name="workflows.alert_failure", acks_late=True, ignore_result=True)
+def alert_failure(instance_id: str) -> str | None:
+    """A run failed: start its failure alert, if its workflow or tenant has one (once per failure)."""
+    from apps.workflows import alerts
+
+    return alerts.alert_failure(instance_id)

@@ -3,7 +3,7 @@
  *   const rt = JetRealtime.connect();                 // or connect({url, token}) outside a page
  *   rt.joinRun(instanceId, (event, data) => { ... }); // every event of the run, once, in seq order
  *   rt.onState((state) => { ... });                   // "connecting" | "live" | "reconnecting"
- *   rt.connectWidget(widgetId, {mode: "execute", inputParams}, (event, data) => { ... });
+ *   rt.connectWidget(widgetId, {mode: "execute", inputParams, dashboardId}, (event, data) => { ... });
  *   rt.sendWidgetInput(widgetId, instanceId, data); rt.refreshWidget(widgetId); rt.disconnectWidget(widgetId);
  *
  * It keeps, per joined run, the last seq it handed to the page. A message whose seq is not the next
@@ -53,6 +53,7 @@
       const data = { widget_id: widgetId, mode: w.mode };
       if (w.instanceId && w.mode !== "execute") data.instance_id = w.instanceId;
       if (w.inputParams) data.input_params = w.inputParams;
+      if (w.dashboardId) data.dashboard_id = w.dashboardId; // shown on a dashboard: its filters may be set
       send("widget_workflow_connect", data);
     }
 
@@ -140,6 +141,7 @@
           mode: o.mode || "execute",
           instanceId: o.instanceId || null,
           inputParams: o.inputParams || null,
+          dashboardId: o.dashboardId || null,
           handler,
           lastData: undefined,
         });

@@ -35,8 +35,8 @@ from apps.datasources import connectors, services
 from apps.datasources.connectors import pool
 from apps.datasources.models import Datasource
 from apps.tenancy.models import AuditLog
-from jetadmin import crypto
-from tests.conftest import pg_test_server, pg_test_server_or_skip, token_client
+from jetadmin import crypto, logs
+from tests.conftest import PLANTED_SECRETS, pg_test_server, pg_test_server_or_skip, token_client
 
 MASK = services.MASK
 CLOSED = "http://127.0.0.1:1"  # nothing listens on port 1: connection tests fail at once
@@ -210,9 +210,12 @@ class Everything(logging.Handler):
     def __init__(self) -> None:
         super().__init__(level=logging.DEBUG)
         self.lines: list[str] = []
+        self.json_lines: list[str] = []  # the same records as LOG_FORMAT=json writes them
         self.setFormatter(logging.Formatter("%(name)s %(levelname)s %(message)s"))
+        self.as_json = logs.JsonFormatter()
 
     def emit(self, record: logging.LogRecord) -> None:
+        self.json_lines.append(self.as_json.format(record))
         text = self.format(record)  # the message with its args, plus exc_info/stack_info text
         extras = {k: v for k, v in vars(record).items() if k not in ("msg", "args", "exc_info")}
         self.lines.append(f"{text} | {record.msg!r} {record.args!r} | {extras!r}")
@@ -268,6 +271,7 @@ def scene(make_user, make_tenant, settings, tmp_path: Path) -> Iterator[dict[str
     settings.JETADMIN_OUTBOUND_ALLOW = ["127.0.0.0/8"]  # closed local ports: connect errors, not refusals
     sqlite3.connect(tmp_path / "shop.db").execute("CREATE TABLE t (x)").connection.close()
     hexpart = uuid4().hex
+    PLANTED_SECRETS.append(f"canary-{hexpart}")  # the whole run's log is checked for it at the end
     owner = make_user()
     tenant = make_tenant("Canary", owner=owner)
     yield {
@@ -525,6 +529,8 @@ def test_canary_never_leaves_the_server_and_survives_key_rotation(
 
     # 15. logs and process output of the whole scenario
     out.add("logs (every logger at DEBUG)", "\n".join(everything_logged.lines))
+    out.add("logs as JSON lines", "\n".join(everything_logged.json_lines))
+    assert all(isinstance(json.loads(line), dict) for line in everything_logged.json_lines)
     logged = {line.split(" ", 1)[0] for line in everything_logged.lines}
     # SQL with its parameters, the driver and httpcore (pinned at WARNING by the settings) spoke too.
     assert {"django.db.backends", "django.request", "httpcore.connection", "psycopg"} <= logged, logged

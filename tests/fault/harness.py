@@ -478,14 +478,15 @@ def outcome(cursor_factory: CursorFactory, tenant_id: str, nodes: list[str]) -> 
             "JOIN workflows_workflowinstance i ON i.id = r.instance_id WHERE i.tenant_id = %s::uuid",
             [tenant_id],
         )
-        node_runs = [(str(i), str(n), str(s), int(a)) for i, n, s, a in cursor.fetchall()]
+        counted = set(nodes)  # the ledger nodes (not the graph's start)
+        node_runs = [(str(i), str(n), str(s), int(a)) for i, n, s, a in cursor.fetchall() if n in counted]
         cursor.execute(
             "SELECT e.instance_id::text, e.node_id, e.type, e.data FROM workflows_instanceevent e "
             "JOIN workflows_workflowinstance i ON i.id = e.instance_id WHERE i.tenant_id = %s::uuid "
             "AND e.type IN ('node.succeeded', 'node.failed', 'node.queued')",
             [tenant_id],
         )
-        events = [(str(i), str(n), str(t), d) for i, n, t, d in cursor.fetchall()]
+        events = [(str(i), str(n), str(t), d) for i, n, t, d in cursor.fetchall() if n in counted]
         cursor.execute(faultnodes.ROWS_SQL)
         ledger = [(str(k), str(n), int(x)) for k, n, x, *_ in cursor.fetchall()]
 
@@ -574,11 +575,14 @@ DAG_NODES = [f"n{i}" for i in range(10)]
 
 
 def ledger_dag(before_ms: int, after_ms: int) -> dict[str, Any]:
-    """Ten ledger nodes: a fan-out to three, a join of three, a fan-out to two, a join of two."""
+    """start, then ten ledger nodes: a fan-out to three, a join of three, a fan-out to two, a join of two."""
     inputs = {"before_ms": before_ms, "after_ms": after_ms}
     return {
-        "nodes": [{"id": n, "type": faultnodes.NODE_TYPE, "inputs": inputs} for n in DAG_NODES],
-        "edges": [{"source": a, "target": b} for a, b in DAG_EDGES],
+        "nodes": [
+            {"id": "start", "type": "start"},
+            *({"id": n, "type": faultnodes.NODE_TYPE, "inputs": inputs} for n in DAG_NODES),
+        ],
+        "edges": [{"source": "start", "target": "n0"}, *({"source": a, "target": b} for a, b in DAG_EDGES)],
     }
 
 

@@ -325,7 +325,8 @@ def _workflows_runs_and_triggers(
     actor: services.Actor, tenant: Tenant, settings: Any
 ) -> dict[str, list[str]]:
     """Two workflows and runs in the states the run actions act on, driven in this thread (the test's
-    transaction is never committed, so no worker sees them), plus a schedule, a webhook and widgets."""
+    transaction is never committed, so no worker sees them), plus a schedule, a webhook, widgets and
+    dashboards."""
     from apps.triggers import services as triggers
     from apps.workflows import services as workflows
     from apps.workflows.engine import runtime
@@ -390,13 +391,31 @@ def _workflows_runs_and_triggers(
     stat = widgets.widget_create(
         actor=actor, tenant=tenant, name="fuzz stat", type="stat", config={"value": 1}
     )
+    from apps.dashboards import services as dashboards
+
+    board = dashboards.dashboard_create(
+        actor=actor,
+        tenant=tenant,
+        name="fuzz board",
+        layout=[{"widget": str(chart.id), "x": 0, "y": 0, "w": 6, "h": 4}],
+    )
+    spare = dashboards.dashboard_create(actor=actor, tenant=tenant, name="fuzz spare")
+    from apps.workflows import testcases
+
+    case = testcases.test_case_create(
+        actor=actor, workflow=ask, name="fuzz case", input={}, pinned={}, expect={"status": "waiting"}
+    )
     return {
+        "dashboard_id": [str(board.id), str(spare.id)],
         "widget_id": [str(chart.id), str(stat.id)],
         "workflow_id": [str(ask.id), str(broken.id)],
         "instance_id": [str(i.id) for i in (waiting, failed, canceled, test_run)],
         "schedule_id": [str(schedule.id)] * 2,
         "webhook_id": [str(webhook.id)] * 2,
         "token": [token] * 2,
+        "version": ["1"] * 2,
+        "case_id": [str(case.id)] * 2,
+        "node_id": ["ask"] * 2,  # the waiting run's approval (cancelling it is a 200, then a 409)
     }
 
 

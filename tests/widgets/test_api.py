@@ -163,3 +163,104 @@ def test_data_errors_are_clear(api, shop, embedded_worker):
     assert "row 0 has no field 'profit'" in bad["error"]["message"]
     assert bad["processed_data"] == ok["processed_data"] and bad["provenance"] == ok["provenance"]
     assert ROWS  # the fixture's rows are what the chart showed
+
+
+def test_widgets_of_one_workflow_share_a_run_and_filters_never_see_the_default_data(
+    api, shop, embedded_worker
+):
+    """Two widgets of the same workflow and parameters share one run (a dashboard starts one run, not
+    one per widget); a run with other parameters that cannot be drawn answers nothing, never the
+    widget's last data (which stays that of its declared parameters)."""
+    client = api(shop["owner"])
+    table = client.post(
+        url(shop),
+        {
+            "name": "Sales table",
+            "type": "table",
+            "config": {"rows": "{{ctx.sales.result}}"},
+            "workflow": str(shop["workflow"].id),
+            "workflow_config": {"input_params": {"rows": ROWS, "limit": 3}},
+        },
+        format="json",
+    ).json()
+    sync = {"execution_mode": "SYNC", "timeout_s": 20}
+    first = client.post(url(shop, str(shop["widget"].id), "data"), sync, format="json").json()
+    second = client.post(url(shop, table["id"], "data"), sync, format="json").json()
+    assert first["status"] == "succeeded" and second["instance_id"] == first["instance_id"]
+    assert second["processed_data"]["total"] == 3
+    assert WidgetRun.objects.filter(instance_id=first["instance_id"]).count() == 2
+
+    # a filter whose rows cannot be drawn by the bar chart (no "sales" field)
+    odd = {"rows": [{"month": "Jan", "other": 1}], "limit": 1}
+    answer = client.post(
+        url(shop, str(shop["widget"].id), "data"), {**sync, "input_params": odd}, format="json"
+    )
+    body = answer.json()
+    assert body["error"]["code"] == "widget_data", body
+    assert body["processed_data"] is None and body["provenance"]["instance_id"] == body["instance_id"]
+    widget = Widget.objects.get(pk=shop["widget"].pk)
+    assert widget.last_provenance["instance_id"] == first["instance_id"]  # the default data stays
+    # a filter that draws fine does not replace the widget's last data either
+    fine = {"rows": ROWS[:1], "limit": 1}
+    drawn = client.post(
+        url(shop, str(shop["widget"].id), "data"), {**sync, "input_params": fine}, format="json"
+    )
+    assert drawn.json()["processed_data"]["labels"] == ["Jan"]
+    widget.refresh_from_db()
+    assert widget.last_provenance["instance_id"] == first["instance_id"]
+    assert widget.last_data["labels"] == ["Jan", "Feb", "Mar"]
+
+
+def test_reuse_window_is_the_callers_interval(shop, embedded_worker):
+    """A dashboard passes its refresh interval: a run that ended within it is reused, an older one not."""
+    import time
+
+    from apps.tenancy.selectors import tenant_access
+    from apps.widgets import services as widgets
+
+    access = tenant_access(user=shop["owner"], api_key=None, tenant_id=shop["tenant"].id)
+    first = widgets.widget_run(access=access, actor=shop["actor"], widget=shop["widget"]).instance
+    for _ in range(200):
+        first.refresh_from_db()
+        if first.ended_at is not None:
+            break
+        time.sleep(0.05)
+    again = widgets.widget_run(access=access, actor=shop["actor"], widget=shop["widget"], reuse_s=3600)
+    assert again.reused and again.instance.id == first.id
+    time.sleep(0.2)
+    fresh = widgets.widget_run(access=access, actor=shop["actor"], widget=shop["widget"], reuse_s=0.1)
+    assert not fresh.reused and fresh.instance.id != first.id
+
+
+def test_a_template_array_reaches_chart_js_and_vega_lite_as_an_array(api, shop, embedded_worker):
+    """Type preservation end to end: ``{{ctx.sales.result}}`` (a list of rows from a run) arrives in a
+    Vega-Lite spec's data.values and in a chart's datasets as lists, not as their text."""
+    client = api(shop["owner"])
+    spec = {
+        "mark": "bar",
+        "data": {"values": "{{ctx.sales.result}}"},
+        "encoding": {
+            "x": {"field": "month", "type": "nominal"},
+            "y": {"field": "sales", "type": "quantitative"},
+        },
+    }
+    vega = client.post(
+        url(shop),
+        {
+            "name": "Vega sales",
+            "type": "vega-lite",
+            "config": {"spec": spec},
+            "workflow": str(shop["workflow"].id),
+            "workflow_config": {"input_params": {"rows": ROWS, "limit": 3}},
+        },
+        format="json",
+    ).json()
+    body = client.post(
+        url(shop, vega["id"], "data"), {"execution_mode": "SYNC", "timeout_s": 20}, format="json"
+    ).json()
+    assert body["status"] == "succeeded", body
+    assert body["processed_data"]["spec"]["data"]["values"] == ROWS  # a list of objects, as the run made it
+    chart = client.post(
+        url(shop, str(shop["widget"].id), "data"), {"execution_mode": "SYNC", "timeout_s": 20}, format="json"
+    ).json()
+    assert chart["processed_data"]["datasets"][0]["data"] == [3, 5, 4]  # numbers, not "3"

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from html.parser import HTMLParser
+from typing import Any
+
 import pytest
 
 from apps.widgets import types
@@ -10,7 +13,7 @@ from apps.widgets.types import WidgetDataError
 ROWS = [{"month": "Jan", "sales": 3, "cost": 1}, {"month": "Feb", "sales": 5, "cost": 2}]
 
 
-def process(kind: str, config: dict) -> object:
+def process(kind: str, config: dict) -> Any:
     return types.get(kind).process(config, {})
 
 
@@ -48,6 +51,28 @@ def test_point_charts():
     ]
     with pytest.raises(WidgetDataError, match=r"scatter data must be \{x, y\} points"):
         process("scatter", {"datasets": [{"data": [1, 2]}]})
+
+
+@pytest.mark.parametrize(
+    ("kind", "config", "message"),
+    [
+        ("pie", {"data": "x", "x": "a", "y": "b"}, "data must be a list of rows, not str"),
+        ("pie", {"data": [{"a": 1}], "x": "a", "y": "sales"}, "row 0 has no field 'sales'; it has: a"),
+        ("pie", {"labels": ["a"], "datasets": [{"label": "n"}]}, r"datasets\[0\] needs data"),
+        ("radar", {"data": 5, "x": "a", "y": "b"}, "data must be a list of rows, not int"),
+        ("radar", {"data": [{"month": "J"}], "x": "month", "y": "sales"}, "row 0 has no field 'sales'"),
+        ("radar", {"data": [["J", 1]], "x": "month", "y": "sales"}, "row 0 is not an object"),
+        ("bubble", {"data": [{"x": 1, "y": 2}], "x": "x", "y": "y", "r": "r"}, "row 0 has no field 'r'"),
+        ("bubble", {"data": "nope"}, "data must be a list of rows, not str"),
+        ("bubble", {"data": [1, 2]}, "x must name a field"),
+        ("bubble", {"datasets": [{"data": [{"x": 1}]}]}, r"bubble data must be \{x, y\} points"),
+        ("text", {"text": ["a"]}, "text must be text, not list"),
+        ("text", {"text": {"a": 1}}, "text must be text, not dict"),
+    ],
+)
+def test_malformed_data_gets_a_clear_error(kind: str, config: dict, message: str) -> None:
+    with pytest.raises(WidgetDataError, match=message):
+        process(kind, config)
 
 
 def test_chart_errors_name_the_problem():
@@ -107,3 +132,137 @@ def test_stat_and_raw():
         "n": 2,
     }
     assert types.get("raw").process({"data": [1]}, {"n": 2}) == [1]
+
+
+def elements(html: str) -> list[tuple[str, list[tuple[str, str | None]]]]:
+    found: list[tuple[str, list[tuple[str, str | None]]]] = []
+
+    class Collect(HTMLParser):
+        def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+            found.append((tag, attrs))
+
+    Collect().feed(html)
+    return found
+
+
+XSS = [
+    "<script>alert(1)</script>",
+    '<img src=x onerror="alert(1)">',
+    '<a href="javascript:alert(1)">x</a>',
+    '<a href="JaVaScRiPt:alert(1)">y</a>',
+    "<svg onload=alert(1)>",
+    '<iframe src="https://evil.example"></iframe>',
+    '<p style="background:url(javascript:alert(1))">s</p>',
+    '<form action="https://evil.example"><input name=p></form>',
+]
+
+
+def test_text_markdown_and_html():
+    assert process("text", {"text": "a <b>\nline"}) == {"text": "a <b>\nline"}  # drawn as text by the page
+    md = process(
+        "markdown", {"text": "# Title\n\n**bold** and [a link](https://example.com)\n\n|a|b|\n|-|-|\n|1|2|"}
+    )
+    assert (
+        "<h1>Title</h1>" in md["html"]
+        and "<strong>bold</strong>" in md["html"]
+        and "<td>1</td>" in md["html"]
+    )
+    assert 'href="https://example.com"' in md["html"] and 'rel="noopener noreferrer"' in md["html"]
+    for payload in XSS:
+        for kind, field in (("html", "html"), ("markdown", "text")):
+            html = process(kind, {field: payload})["html"]
+            for tag, attrs in elements(html):  # what a browser would build from it
+                assert tag not in ("script", "iframe", "svg", "form", "input", "style"), (kind, payload, html)
+                for name, value in attrs:
+                    assert not name.startswith("on") and name != "style", (kind, payload, html)
+                    assert not (value or "").strip().lower().startswith("javascript:"), (kind, payload, html)
+    kept = process(
+        "html",
+        {"html": '<p class="note">Hi <a href="/t/x/">there</a><img src="https://x/y.png" alt="y"></p>'},
+    )
+    assert kept["html"] == (
+        '<p class="note">Hi <a href="/t/x/" rel="noopener noreferrer">there</a>'
+        '<img src="https://x/y.png" alt="y"></p>'
+    )
+    with pytest.raises(WidgetDataError, match="text must be text"):
+        process("markdown", {"text": ["a"]})
+    with pytest.raises(WidgetDataError, match="at most"):
+        process("html", {"html": "x" * 200_001})
+    assert types.get("html").validate_config({}) == {"html": ["This field is required."]}
+
+
+def test_vega_lite():
+    rows = [{"month": "Jan", "revenue": 3}]
+    spec = {
+        "mark": "bar",
+        "data": {"values": rows},
+        "encoding": {"x": {"field": "month"}, "y": {"field": "revenue"}},
+    }
+    assert process("vega-lite", {"spec": spec}) == {"spec": spec}
+    with pytest.raises(WidgetDataError, match="only use inline data"):
+        process("vega-lite", {"spec": {"mark": "bar", "data": {"url": "https://evil.example/x.csv"}}})
+    with pytest.raises(WidgetDataError, match="only use inline data"):
+        process(
+            "vega-lite",
+            {"spec": {"layer": [{"mark": {"type": "image"}, "encoding": {"url": {"value": "x"}}}]}},
+        )
+    with pytest.raises(WidgetDataError, match="must be a list of rows"):
+        process("vega-lite", {"spec": {"mark": "bar", "data": {"values": "oops"}}})
+    with pytest.raises(WidgetDataError, match="spec must be an object"):
+        process("vega-lite", {"spec": [1]})
+    assert types.get("vega-lite").validate_config({"spec": 3}) == {"spec": ["A Vega-Lite spec (an object)."]}
+
+
+def test_input_controls():
+    select = process(
+        "select", {"param": "product", "options": ["a", {"value": 2, "label": "Two"}], "label": "P"}
+    )
+    assert select == {
+        "control": "select",
+        "label": "P",
+        "param": "product",
+        "options": [{"value": "a", "label": "a"}, {"value": 2, "label": "Two"}],
+        "action": "rerun",
+    }
+    rows = process("select", {"param": "p", "options": {"rows": ["x"]}})  # a query node's result
+    assert rows["options"] == [{"value": "x", "label": "x"}]
+    for bad, message in (
+        ({"param": "p", "options": "a,b"}, "options must be a list"),
+        ({"param": "p", "options": [{"label": "no value"}]}, "needs a value"),
+        ({"param": "p", "options": [[1]]}, "an option must be"),
+        ({"param": "", "options": []}, "must name an input parameter"),
+        ({"param": "p", "options": [], "action": "delete"}, "action must be one of"),
+        ({"param": "p", "options": list(range(1001))}, "at most 1,000"),
+    ):
+        with pytest.raises(WidgetDataError, match=message):
+            process("select", bad)
+    dates = process("date-range", {"param_from": "since", "param_to": "until"})
+    assert dates == {
+        "control": "date-range",
+        "label": "Dates",
+        "param_from": "since",
+        "param_to": "until",
+        "action": "rerun",
+    }
+    with pytest.raises(WidgetDataError, match="param_from must name"):
+        process("date-range", {"param_from": 3})
+    schema = {"type": "object", "properties": {"qty": {"type": "integer"}}}
+    form = process("form", {"schema": schema, "action": "send_input"})
+    assert form["control"] == "form" and form["action"] == "send_input" and form["schema"] == schema
+    with pytest.raises(WidgetDataError, match="with properties"):
+        process("form", {"schema": {"type": "object"}})
+    assert (
+        types.get("form")
+        .validate_config({"schema": {"type": 7}})["schema"][0]
+        .startswith("Not a valid JSON Schema")
+    )
+    assert process("button", {"label": "Go", "action": "send_input", "data": {"ok": True}})["data"] == {
+        "ok": True
+    }
+    with pytest.raises(WidgetDataError, match="data must be an object"):
+        process("button", {"label": "Go", "data": [1]})
+    # what a dashboard declares for its viewers: the parameters the controls set when they re-run
+    assert types.get("select").params({"param": "product"}) == ["product"]
+    assert types.get("date-range").params({"param_from": "a", "param_to": "b"}) == ["a", "b"]
+    assert types.get("form").params({"schema": schema}) == ["qty"]
+    assert types.get("form").params({"schema": schema, "action": "send_input"}) == []

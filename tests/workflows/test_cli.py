@@ -44,3 +44,22 @@ def test_export_import_round_trip(tmp_path, owner_tenant):
     assert [n["id"] for n in data["graph"]["nodes"]] == [n["id"] for n in SALES_REPORT["nodes"]]
     call_command("import_workflow", str(exported), "--name", "Copy", stdout=io.StringIO())
     assert Workflow.objects.get(name="Copy").current_version.graph == data["graph"]
+
+
+def test_import_never_duplicates_a_workflow_name(tmp_path, owner_tenant):
+    """Importing a file whose workflow already exists is refused with a way out; --update saves the
+    graph as that workflow's new version instead of a second workflow of the same name."""
+    _, tenant = owner_tenant
+    path = tmp_path / "w.json"
+    path.write_text(json.dumps({"name": "Report", "graph": SALES_REPORT}))
+    call_command("import_workflow", str(path), tenant=str(tenant.id))
+    with pytest.raises(CommandError, match=r"already exists.*--update"):
+        call_command("import_workflow", str(path), tenant=str(tenant.id))
+    changed = {**SALES_REPORT, "nodes": [*SALES_REPORT["nodes"]]}
+    changed["nodes"][-1] = {**changed["nodes"][-1], "inputs": {"output": "changed"}}
+    path.write_text(json.dumps({"name": "Report", "graph": changed}))
+    call_command("import_workflow", str(path), tenant=str(tenant.id), update=True)
+    workflow = Workflow.objects.get(tenant=tenant, name="Report")
+    assert Workflow.objects.filter(tenant=tenant, name="Report").count() == 1
+    assert workflow.current_version.version == 2
+    assert workflow.current_version.graph["nodes"][-1]["inputs"] == {"output": "changed"}

@@ -434,9 +434,19 @@ def test_retry_from_failed_node_keeps_succeeded_outputs(embedded_worker, owner_t
     assert [node for _, node in testnodes.ledger_rows()] == ["side"]  # the succeeded node did not run again
 
 
-def test_empty_graph_succeeds_at_once(run_graph):
-    instance = run_graph({"nodes": [], "edges": []})
-    assert instance.status == "succeeded" and instance.output is None
+def test_empty_graph_and_graph_without_start_are_refused(run_graph):
+    from jetadmin.api.errors import ApplicationError
+
+    with pytest.raises(ApplicationError) as empty:
+        run_graph({"nodes": [], "edges": []})
+    assert empty.value.details["graph"] == [
+        {"node_id": None, "field": "nodes", "message": "A workflow needs at least a start node."}
+    ]
+    with pytest.raises(ApplicationError) as headless:
+        run_graph({"nodes": [{"id": "end", "type": "end"}], "edges": []})
+    assert headless.value.details["graph"] == [
+        {"node_id": None, "field": "nodes", "message": "A workflow needs a start node (type 'start')."}
+    ]
 
 
 def test_error_model_continue_on_switch_takes_default(run_graph):

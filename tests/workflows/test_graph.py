@@ -549,8 +549,13 @@ def test_loop_body_with_back_edge_and_branches() -> None:
 def test_loop_with_several_body_entries() -> None:
     built = g.build(
         graph(
-            [node("L", "loop", inputs={"items": []}), node("a", "fanout"), node("b", "fanout")],
-            [edge("L", "a", "loop"), edge("L", "b", "loop")],
+            [
+                node("start", "start"),
+                node("L", "loop", inputs={"items": []}),
+                node("a", "fanout"),
+                node("b", "fanout"),
+            ],
+            [edge("start", "L"), edge("L", "a", "loop"), edge("L", "b", "loop")],
         )
     )
     assert built.body["L"] == {"a", "b"}
@@ -631,8 +636,9 @@ def test_loop_item_is_allowed_in_the_items_of_a_nested_loop() -> None:
     assert built.refs("e") == {"O"}
 
 
-def test_empty_graph_builds() -> None:
-    built = g.build({})
+def test_empty_graph_is_refused_but_trusted_empty_graph_builds() -> None:
+    assert [e.message for e in errors_of({})] == ["A workflow needs at least a start node."]
+    built = g.build({}, trusted=True)  # a run's pinned graph is not judged again
     assert built.nodes == {}
     assert built.roots() == []
 

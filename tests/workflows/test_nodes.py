@@ -660,7 +660,7 @@ def test_describe_lists_the_schemas_and_handles() -> None:
     described = nodes.get("loop").describe()
     assert described["type"] == "loop"
     assert described["handles"] == ["loop", "completed"]
-    assert described["inputs_schema"]["required"] == ["items"]
+    assert set(described["inputs_schema"]["properties"]) >= {"items", "while", "max_iterations"}
     assert set(described) >= {"type", "name", "category", "inputs_schema", "outputs_schema", "handles"}
 
 

@@ -498,3 +498,25 @@ def test_depth_cap(api: Api, settings: Any) -> None:
     assert b_detail["nodes"]["sub"]["error"]["code"] == "subworkflow_depth"
     assert b_detail["error"]["code"] == "subworkflow_depth"
     assert api.runs_of(c) == []
+
+
+def test_a_child_given_a_list_as_input_fails_with_a_clear_error(api: Api) -> None:
+    """The child's start node refuses a non-object input by name (it used to fail with Python's own
+    'dictionary update sequence' TypeError)."""
+    child_wf = api.create(
+        graph([{"id": "start", "type": "start"}, {"id": "end", "type": "end"}], [("start", "end")]),
+        "Takes an object",
+    )
+    iid = api.test_run(calls(child_wf, input=[1, 2]))
+    done = api.wait_end(iid)
+    assert done["status"] == "failed", done
+    child = api.runs_of(child_wf)[0]
+    assert child["status"] == "failed"
+    detail = api.detail(child["id"])
+    assert detail["error"]["code"] == "bad_input", detail["error"]
+    assert detail["error"]["message"] == "The run's input must be an object, not a list."
+
+
+def test_runs_filtered_by_a_malformed_workflow_id_is_a_400(api: Api) -> None:
+    error = assert_error(api.client.get(f"{api.base}/instances/?workflow=not-a-uuid"), 400)
+    assert error["details"] == {"workflow": ["Not a valid id."]}

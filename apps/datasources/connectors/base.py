@@ -103,6 +103,11 @@ class Connector:
     type: ClassVar[str]
     name: ClassVar[str]
     category: ClassVar[str] = "database"
+    # A statement listing (table, column, data type) rows, for the query editor's schema browser;
+    # None where the connector has no tables.
+    introspection_sql: ClassVar[str | None] = None
+    # The editor's language for a query body: "sql" (SQL text) or "json" (a request object).
+    body_language: ClassVar[str] = "json"
     config_schema: ClassVar[dict[str, Any]] = {"type": "object"}
     default_row_limit: ClassVar[int] = 10_000
     # Set by callers that retry (workflow nodes); connectors with writes that can carry it do.

@@ -94,6 +94,11 @@ class _PreparedCursor(MySQLCursorPrepared):
 class MySQLConnector(Connector):
     type = "mysql"
     name = "MySQL / MariaDB"
+    body_language = "sql"
+    introspection_sql = (
+        "SELECT table_name, column_name, data_type FROM information_schema.columns "
+        "WHERE table_schema = DATABASE() ORDER BY table_name, ordinal_position"
+    )
     config_schema = {
         "type": "object",
         "required": ["host", "database", "user"],

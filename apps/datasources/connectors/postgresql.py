@@ -39,6 +39,14 @@ from .base import (
 class PostgreSQLConnector(Connector):
     type = "postgresql"
     name = "PostgreSQL"
+    body_language = "sql"
+    introspection_sql = (
+        "SELECT CASE WHEN table_schema = 'public' THEN table_name "
+        "ELSE table_schema || '.' || table_name END, "
+        "column_name, data_type FROM information_schema.columns "
+        "WHERE table_schema NOT IN ('pg_catalog', 'information_schema') "
+        "ORDER BY table_schema, table_name, ordinal_position"
+    )
     config_schema = {
         "type": "object",
         "required": ["host", "database", "user"],

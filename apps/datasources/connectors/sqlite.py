@@ -34,6 +34,11 @@ def sqlite_root() -> Path:
 class SQLiteConnector(Connector):
     type = "sqlite"
     name = "SQLite"
+    body_language = "sql"
+    introspection_sql = (
+        "SELECT m.name, p.name, p.type FROM sqlite_master m JOIN pragma_table_info(m.name) p "
+        "WHERE m.type IN ('table', 'view') AND m.name NOT LIKE 'sqlite_%' ORDER BY m.name, p.cid"
+    )
     config_schema = {
         "type": "object",
         "required": ["path"],

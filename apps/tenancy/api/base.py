@@ -39,7 +39,9 @@ def actor_from_request(request: Request) -> Actor:
 
 
 class APIView(GenericAPIView):
-    """Base for every jetadmin API view: helpers for pagination and the acting principal."""
+    # Base for every jetadmin API view: helpers for pagination and the acting principal. (A comment,
+    # not a docstring: the OpenAPI schema would show an inherited docstring as every operation's
+    # description.)
 
     def actor(self) -> Actor:
         return actor_from_request(self.request)
@@ -51,7 +53,8 @@ class APIView(GenericAPIView):
 
 
 class TenantAPIView(APIView):
-    """A view under ``/api/v1/tenants/{tenant_id}/``: tenant access and permission checked up front."""
+    # A view under /api/v1/tenants/{tenant_id}/: tenant access and permission checked up front. (A
+    # comment, not a docstring: the OpenAPI schema would show it as every operation's description.)
 
     # HTTP method -> permission code; a method absent here only needs membership.
     permissions: dict[str, str] = {}

@@ -17,6 +17,37 @@ class TenantInput(serializers.Serializer):
     name = serializers.CharField(max_length=200)
 
 
+class TenantUpdateInput(serializers.Serializer):
+    name = serializers.CharField(max_length=200, required=False)
+    retention_days = serializers.IntegerField(
+        required=False,
+        allow_null=True,
+        min_value=0,
+        max_value=36500,
+        help_text="Days ended runs are kept (null: the server's default, 0: forever).",
+    )
+    retention_failed_days = serializers.IntegerField(
+        required=False,
+        allow_null=True,
+        min_value=0,
+        max_value=36500,
+        help_text="Days failed runs are kept (null: the server's default, 0: forever).",
+    )
+    retention_max_runs = serializers.IntegerField(
+        required=False,
+        allow_null=True,
+        min_value=0,
+        max_value=10_000_000,
+        help_text="Ended runs kept per workflow, newest first (null: the server's default, 0: no limit).",
+    )
+    on_failure = serializers.JSONField(
+        required=False,
+        allow_null=True,
+        help_text='When a scheduled, webhook or API run fails: {"workflow": id} runs that workflow, '
+        '{"notify": {"channel": ..., "to": ...}} sends a message; a workflow\'s own setting wins.',
+    )
+
+
 class MemberInput(serializers.Serializer):
     user = serializers.CharField(max_length=254, help_text="Username or email of an existing user.")
     role = serializers.CharField(max_length=100, help_text="Role id or name.")
@@ -83,7 +114,15 @@ class UserRef(serializers.ModelSerializer):
 class TenantOutput(serializers.ModelSerializer):
     class Meta:
         model = Tenant
-        fields = ["id", "name", "created_at"]
+        fields = [
+            "id",
+            "name",
+            "retention_days",
+            "retention_failed_days",
+            "retention_max_runs",
+            "on_failure",
+            "created_at",
+        ]
 
 
 class MyTenantOutput(serializers.Serializer):

@@ -139,10 +139,17 @@ class TenantDetailView(TenantAPIView):
     def get(self, request: Request, tenant_id: Any) -> Response:
         return Response(s.TenantOutput(self.tenant).data)
 
-    @extend_schema(summary="Rename a tenant", request=s.TenantInput, responses=s.TenantOutput)
+    @extend_schema(
+        summary="Rename a tenant or change its settings",
+        description="Only the fields given change: its name, how long ended runs are kept "
+        "(retention_days, retention_failed_days, retention_max_runs per workflow) and what happens when "
+        "a scheduled, webhook or API run fails (on_failure).",
+        request=s.TenantUpdateInput,
+        responses=s.TenantOutput,
+    )
     def patch(self, request: Request, tenant_id: Any) -> Response:
-        data = parse_input(s.TenantInput, request)
-        tenant = services.tenant_update(actor=self.actor(), tenant=self.tenant, name=data["name"])
+        data = parse_input(s.TenantUpdateInput, request)
+        tenant = services.tenant_update(actor=self.actor(), tenant=self.tenant, **data)
         return Response(s.TenantOutput(tenant).data)
 
     @extend_schema(summary="Delete a tenant and everything in it (owners only)", responses={204: None})

@@ -9,4 +9,5 @@ urlpatterns = [
     path(f"{T}/", views.WidgetListView.as_view(), name="api-widgets"),
     path(f"{T}/<uuid:widget_id>/", views.WidgetDetailView.as_view(), name="api-widget"),
     path(f"{T}/<uuid:widget_id>/data/", views.WidgetDataView.as_view(), name="api-widget-data"),
+    path(f"{T}/<uuid:widget_id>/export/", views.WidgetExportView.as_view(), name="api-widget-export"),
 ]

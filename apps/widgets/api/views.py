@@ -5,7 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from django.conf import settings
-from drf_spectacular.utils import extend_schema
+from django.http import HttpResponse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -13,6 +15,7 @@ from rest_framework.response import Response
 from apps.tenancy.api.base import APIView, TenantAPIView
 from apps.widgets import selectors, services, types
 from apps.workflows import services as workflow_services
+from jetadmin.api.errors import ApplicationError
 from jetadmin.api.inputs import parse_input
 
 from . import serializers as s
@@ -87,3 +90,23 @@ class WidgetDataView(TenantAPIView):
         result = services.widget_result(widget, instance)
         body = {"instance_id": instance.id, "status": instance.status, "timed_out": timed_out, **result}
         return Response(s.DataOutput(body).data)
+
+
+class WidgetExportView(TenantAPIView):
+    permissions = {"GET": "widget.view"}
+
+    def perform_content_negotiation(self, request: Request, force: bool = False) -> Any:
+        # ?format= names the file's format here, not one of DRF's renderers (which would answer 404)
+        return super().perform_content_negotiation(request, force=True)
+
+    @extend_schema(
+        summary="Download the widget's last data (?format=csv or json)",
+        parameters=[OpenApiParameter("format", str, enum=["csv", "json"], default="csv")],
+        responses={(200, "text/csv"): OpenApiTypes.STR, (200, "application/json"): OpenApiTypes.OBJECT},
+    )
+    def get(self, request: Request, tenant_id: Any, widget_id: Any) -> HttpResponse:
+        widget = selectors.widget_get(tenant=self.tenant, widget_id=widget_id)
+        fmt = request.query_params.get("format", "csv")
+        if fmt not in ("csv", "json"):
+            raise ApplicationError("format must be csv or json.", details={"format": ["csv or json."]})
+        return services.export_response(widget, fmt)

@@ -25,6 +25,11 @@ class WidgetType:
         cannot be drawn."""
         raise NotImplementedError
 
+    def params(self, config: Mapping[str, Any]) -> list[str]:
+        """The input parameters this widget sets when it re-runs its dashboard (input controls); a
+        dashboard declares them, so its viewers may set them."""
+        return []
+
     def describe(self) -> dict[str, Any]:
         return {
             "type": self.type,

@@ -93,23 +93,23 @@ class Chart(WidgetType):
         fields = [ys] if isinstance(ys, str) else ys
         if not isinstance(x, str) or not isinstance(fields, list) or not fields:
             raise WidgetDataError("x must name a field, y a field or a list of fields.")
+        radius = config.get("r") if self.points and isinstance(config.get("r"), str) else None
         for i, row in enumerate(rows):
             if not isinstance(row, Mapping):
                 raise WidgetDataError(f"row {i} is not an object.")
-            for field in (x, *fields):
+            for field in (x, *fields, *([radius] if radius else [])):
                 if field not in row:
                     raise WidgetDataError(
                         f"row {i} has no field {field!r}; it has: {', '.join(map(str, row))}."
                     )
         if self.points:
-            r = config.get("r")
             datasets = []
             for field in fields:
                 points = []
                 for row in rows:
                     point = {"x": row[x], "y": row[field]}
-                    if r is not None:
-                        point["r"] = row.get(r)
+                    if radius:
+                        point["r"] = row[radius]
                     points.append(point)
                 datasets.append({"label": field, "data": points})
             return {"datasets": datasets}

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
 from rest_framework import serializers
 
 from apps.tenancy.api.serializers import UserRef
-from apps.workflows.models import InstanceEvent, Workflow, WorkflowInstance, WorkflowVersion
-
-MAX_SYNC_TIMEOUT_S = 300
+from apps.workflows.models import InstanceEvent, Workflow, WorkflowInstance, WorkflowTestCase, WorkflowVersion
 
 
 class GraphField(serializers.JSONField):
@@ -26,6 +25,13 @@ class WorkflowUpdateInput(serializers.Serializer):
     name = serializers.CharField(max_length=200, required=False)
     description = serializers.CharField(required=False, allow_blank=True)
     graph = GraphField(required=False)
+    on_failure = serializers.JSONField(
+        required=False,
+        allow_null=True,
+        help_text='When one of its scheduled, webhook or API runs fails: {"workflow": id} runs that '
+        'workflow with {"failed_run": {...}} as input; {"notify": {"channel": "email", "to": ...}} sends '
+        "a message; null uses the tenant's setting.",
+    )
 
 
 class GraphInput(serializers.Serializer):
@@ -36,7 +42,7 @@ class ExecuteInput(serializers.Serializer):
     input = serializers.JSONField(required=False, default=dict)
     mode = serializers.ChoiceField(choices=["async", "sync"], default="async")
     timeout_s = serializers.FloatField(
-        required=False, default=30, min_value=0.1, max_value=MAX_SYNC_TIMEOUT_S
+        required=False, default=30, min_value=0.1, max_value=settings.JETADMIN_MAX_SYNC_WAIT_S
     )
 
     def validate_input(self, value: Any) -> Any:
@@ -56,7 +62,7 @@ class WorkflowOutput(serializers.ModelSerializer):
 
     class Meta:
         model = Workflow
-        fields = ["id", "name", "description", "version", "graph", "created_at", "updated_at"]
+        fields = ["id", "name", "description", "version", "graph", "on_failure", "created_at", "updated_at"]
 
 
 class VersionOutput(serializers.ModelSerializer):
@@ -101,6 +107,11 @@ class InstanceInputInput(serializers.Serializer):
     node_id = serializers.CharField(max_length=100)
     data = serializers.JSONField()  # type: ignore[assignment]
     iteration = serializers.CharField(max_length=500, required=False, allow_blank=True)
+    if_waiting = serializers.BooleanField(required=False, default=False)
+
+
+class NodeCancelInput(serializers.Serializer):
+    iteration = serializers.CharField(max_length=500, required=False, allow_blank=True, default="")
 
 
 class StartedOutput(serializers.Serializer):
@@ -117,6 +128,7 @@ class SyncOutput(StartedOutput):
 class ValidateOutput(serializers.Serializer):
     valid = serializers.BooleanField()
     errors = serializers.ListField(child=serializers.DictField())  # type: ignore[assignment]
+    graph = serializers.JSONField()
 
 
 class EventOutput(serializers.ModelSerializer):
@@ -135,3 +147,45 @@ class NodeTypeOutput(serializers.Serializer):
     inputs_schema = serializers.DictField()
     outputs_schema = serializers.DictField()
     handles = serializers.ListField(child=serializers.CharField())
+
+
+class DiffOutput(serializers.Serializer):
+    a = serializers.IntegerField()
+    b = serializers.IntegerField()
+    nodes = serializers.DictField()
+    edges = serializers.DictField()
+    notes_changed = serializers.BooleanField()
+
+
+class TestCaseInput(serializers.Serializer):
+    name = serializers.CharField(max_length=200)
+    input = serializers.JSONField(required=False, default=dict)
+    pinned = serializers.JSONField(required=False, default=dict)
+    expect = serializers.JSONField(required=False, default=dict)
+
+
+class TestCasePatch(TestCaseInput):
+    name = serializers.CharField(max_length=200, required=False)
+    input = serializers.JSONField(required=False)
+    pinned = serializers.JSONField(required=False)
+    expect = serializers.JSONField(required=False)
+
+
+class TestCaseOutput(serializers.ModelSerializer):
+    class Meta:
+        model = WorkflowTestCase
+        fields = ["id", "name", "input", "pinned", "expect", "last_result", "created_at", "updated_at"]
+
+
+class TestCaseRunInput(serializers.Serializer):
+    timeout_s = serializers.FloatField(
+        required=False, default=60, min_value=0.1, max_value=settings.JETADMIN_MAX_SYNC_WAIT_S
+    )
+
+
+class TestCaseResultOutput(serializers.Serializer):
+    passed = serializers.BooleanField()
+    failures = serializers.ListField(child=serializers.DictField())
+    instance_id = serializers.UUIDField()
+    duration_ms = serializers.IntegerField()
+    ran_at = serializers.DateTimeField()

@@ -35,6 +35,16 @@ urlpatterns = [
         name="api-instance-input",
     ),
     path(
+        f"{T}/instances/<uuid:instance_id>/nodes/<str:node_id>/output/",
+        views.NodeOutputView.as_view(),
+        name="api-instance-node-output",
+    ),
+    path(
+        f"{T}/instances/<uuid:instance_id>/nodes/<str:node_id>/cancel/",
+        views.NodeCancelView.as_view(),
+        name="api-instance-node-cancel",
+    ),
+    path(
         f"{T}/instances/<uuid:instance_id>/stop/", views.InstanceStopView.as_view(), name="api-instance-stop"
     ),
     path(f"{T}/<uuid:workflow_id>/", views.WorkflowDetailView.as_view(), name="api-workflow"),
@@ -42,6 +52,32 @@ urlpatterns = [
         f"{T}/<uuid:workflow_id>/versions/",
         views.WorkflowVersionListView.as_view(),
         name="api-workflow-versions",
+    ),
+    path(
+        f"{T}/<uuid:workflow_id>/versions/diff/",
+        views.WorkflowVersionDiffView.as_view(),
+        name="api-workflow-version-diff",
+    ),
+    path(
+        f"{T}/<uuid:workflow_id>/versions/<int:version>/",
+        views.WorkflowVersionDetailView.as_view(),
+        name="api-workflow-version",
+    ),
+    path(
+        f"{T}/<uuid:workflow_id>/versions/<int:version>/restore/",
+        views.WorkflowRestoreView.as_view(),
+        name="api-workflow-restore",
+    ),
+    path(f"{T}/<uuid:workflow_id>/tests/", views.TestCaseListView.as_view(), name="api-workflow-tests"),
+    path(
+        f"{T}/<uuid:workflow_id>/tests/<uuid:case_id>/",
+        views.TestCaseDetailView.as_view(),
+        name="api-workflow-test-case",
+    ),
+    path(
+        f"{T}/<uuid:workflow_id>/tests/<uuid:case_id>/run/",
+        views.TestCaseRunView.as_view(),
+        name="api-workflow-test-case-run",
     ),
     path(
         f"{T}/<uuid:workflow_id>/execute/", views.WorkflowExecuteView.as_view(), name="api-workflow-execute"

@@ -4,6 +4,10 @@ A graph is ``{"nodes": [{id, type, inputs, ...}], "edges": [{source, target, sou
 (``from``/``to`` accepted). :func:`build` normalises and validates it into a :class:`Graph` or raises
 :class:`GraphInvalid` with a list of ``{node_id, field, message}``.
 
+Keys kept for the editor and never scheduled: a node's ``position`` and ``label``, the graph's sticky
+``notes``. A node's ``pinned: {output, route?}`` is honoured by test runs only: the node is not executed
+and succeeds with that output (the route from ``route``, else from the output as the type computes it).
+
 Loops: the *body* of a loop node ``L`` is every node reachable from the targets of ``L``'s ``loop``
 handle (without passing through ``L``); an edge from a body node back to ``L`` is a *back edge*,
 drawn by editors and ignored by scheduling. Each node has a *scope*: the innermost loop whose body
@@ -27,6 +31,7 @@ from typing import Any
 import jsonschema
 
 from apps.workflows.engine import templates
+from apps.workflows.engine.cache import problems as cache_problems
 from apps.workflows.nodes import base as nodes
 
 RESERVED_IDS = {"input", "loop", "ctx"}
@@ -54,6 +59,33 @@ NODE_ENVELOPE_SCHEMA: dict[str, Any] = {
         },
         "timeout_s": {"type": "number", "exclusiveMinimum": 0, "maximum": 86400},
         "on_error": {"enum": list(ON_ERROR)},
+        "cache_ttl_s": {"type": "number", "exclusiveMinimum": 0, "maximum": 30 * 86400},
+        "cache_side_effects": {"type": "boolean"},
+        # A pinned output: a test run does not execute the node and takes this output (and route)
+        "pinned": {
+            "type": "object",
+            "required": ["output"],
+            "properties": {"output": {}, "route": {"type": "string"}},
+            "additionalProperties": False,
+        },
+    },
+}
+# Sticky notes: kept with the graph for the editor, never scheduled.
+NOTES_SCHEMA: dict[str, Any] = {
+    "type": "array",
+    "maxItems": 500,
+    "items": {
+        "type": "object",
+        "required": ["text"],
+        "properties": {
+            "id": {"type": "string", "maxLength": 100},
+            "text": {"type": "string", "maxLength": 10000},
+            "position": {"type": "object"},
+            "width": {"type": "number"},
+            "height": {"type": "number"},
+            "color": {"type": "string", "maxLength": 30},
+        },
+        "additionalProperties": False,
     },
 }
 
@@ -226,7 +258,16 @@ def normalize(raw: Any) -> tuple[dict[str, Any], list[GraphError]]:
         if handle:
             out["sourceHandle"] = handle
         edges_out.append(out)
-    return {"nodes": nodes_out, "edges": edges_out}, errors
+    result: dict[str, Any] = {"nodes": nodes_out, "edges": edges_out}
+    if raw.get("notes") is not None:
+        notes = raw["notes"]
+        errors += [
+            GraphError(None, "notes" + "".join(f"[{p}]" for p in e.absolute_path), e.message)
+            for e in _validator(NOTES_SCHEMA).iter_errors(notes)
+        ]
+        if isinstance(notes, list):
+            result["notes"] = notes
+    return result, errors
 
 
 _VALIDATORS: dict[int, jsonschema.Draft202012Validator] = {}
@@ -271,7 +312,38 @@ def build(raw: Any, *, trusted: bool = False) -> Graph:
     graph = Graph(nodes={}, edges=[])
     types: dict[str, nodes.NodeType] = {}
 
-    for i, node in enumerate(data["nodes"]):
+    reported = _check_nodes(data["nodes"], graph, types, errors, trusted)
+    if not trusted:
+        _check_pins(graph, types, errors)
+    dropped = _check_edges(data["edges"], graph, types, errors, reported)
+    if not trusted and not data["nodes"] and not errors:
+        errors.append(GraphError(None, "nodes", "A workflow needs at least a start node."))
+    elif (
+        not trusted
+        and graph.nodes
+        and not any(graph.node_type(n) == "start" for n in graph.nodes)
+        and not any(e.field == "type" for e in errors)  # an unknown type may have been meant as start
+    ):
+        errors.append(GraphError(None, "nodes", "A workflow needs a start node (type 'start')."))
+    # Everything well-formed so far is checked further, so one answer lists every problem; checks that
+    # would only repeat an error already given (refs to reported nodes, ancestry over a dropped edge)
+    # are left out.
+    _structure(graph, errors, check_refs=not trusted, reported=reported, dropped=dropped)
+    if errors:
+        raise GraphInvalid(errors)
+    return graph
+
+
+def _check_nodes(
+    raw_nodes: list[dict[str, Any]],
+    graph: Graph,
+    types: dict[str, nodes.NodeType],
+    errors: list[GraphError],
+    trusted: bool,
+) -> set[str]:
+    """Add each well-formed node to ``graph``; returns the ids of nodes reported with their own error."""
+    reported: set[str] = set()
+    for i, node in enumerate(raw_nodes):
         raw_id = node.get("id") if isinstance(node.get("id"), str) else None
         node_errors = [
             GraphError(raw_id, ".".join(map(str, e.absolute_path)) or f"nodes[{i}]", e.message)
@@ -279,6 +351,8 @@ def build(raw: Any, *, trusted: bool = False) -> Graph:
         ]
         if node_errors and not trusted:
             errors += node_errors
+            if raw_id:
+                reported.add(raw_id)  # its edges are not "to a missing node": the node is reported already
             continue
         node_id = node["id"]
         if not NODE_ID.fullmatch(node_id) or node_id in RESERVED_IDS:
@@ -290,6 +364,7 @@ def build(raw: Any, *, trusted: bool = False) -> Graph:
                     "letter or _, and are not 'input', 'loop' or 'ctx'.",
                 )
             )
+            reported.add(node_id)
             continue
         if node_id in graph.nodes:
             errors.append(GraphError(node_id, "id", f"Duplicate node id {node_id!r}."))
@@ -298,24 +373,52 @@ def build(raw: Any, *, trusted: bool = False) -> Graph:
             node_type = nodes.get(node["type"])
         except nodes.UnknownNodeType as exc:
             errors.append(GraphError(node_id, "type", exc.message))
+            reported.add(node_id)
             continue
         types[node_id] = node_type
         graph.nodes[node_id] = node
         if trusted:
             continue
         errors += validate_inputs(node_type, node["inputs"], node_id=node_id)
+        errors += [GraphError(node_id, f, m) for f, m in cache_problems(node_type, node)]
         try:
             templates.references(node["inputs"])
         except templates.TemplateError as exc:
             errors.append(GraphError(node_id, "inputs", str(exc)))
 
+    return reported
+
+
+def _check_pins(graph: Graph, types: dict[str, nodes.NodeType], errors: list[GraphError]) -> None:
+    for node_id, node in graph.nodes.items():
+        route = (node.get("pinned") or {}).get("route")
+        if route is not None:
+            handles = list(types[node_id].handles_for(graph.inputs(node_id)))
+            handles += ["error"] if graph.on_error(node_id) == "route" else []
+            if route not in handles:
+                message = f"{route!r} is not a handle of this node ({', '.join(handles)})."
+                errors.append(GraphError(node_id, "pinned.route", message))
+
+
+def _check_edges(
+    raw_edges: list[dict[str, Any]],
+    graph: Graph,
+    types: dict[str, nodes.NodeType],
+    errors: list[GraphError],
+    reported: set[str],
+) -> bool:
+    """Add each valid edge to ``graph``; True when one was left out for its own error."""
     seen_edges: set[tuple[str, str, str]] = set()
-    for i, edge in enumerate(data["edges"]):
+    dropped = False  # an edge left out for its own error: ancestry checks would report its absence again
+    for i, edge in enumerate(raw_edges):
         source, target = edge["source"], edge["target"]
         bad = [n for n in (source, target) if n not in graph.nodes]
+        if bad and set(bad) <= reported:
+            continue
         if bad:
             known = f"Edge {source!r} → {target!r}: no node {bad[0]!r}."
             errors.append(GraphError(source if source in graph.nodes else None, f"edges[{i}]", known))
+            dropped = True
             continue
         if source == target:
             errors.append(GraphError(source, f"edges[{i}]", "A node cannot connect to itself."))
@@ -333,6 +436,7 @@ def build(raw: Any, *, trusted: bool = False) -> Graph:
                     f"An edge from {source!r} must name its sourceHandle: one of {', '.join(allowed)}.",
                 )
             )
+            dropped = True
             continue
         if handle not in allowed:
             errors.append(
@@ -342,18 +446,14 @@ def build(raw: Any, *, trusted: bool = False) -> Graph:
                     f"{source!r} ({src_type.type}) has no handle {handle!r}; handles: {', '.join(allowed)}.",
                 )
             )
+            dropped = True
             continue
         if (source, target, handle) in seen_edges:
             continue
         seen_edges.add((source, target, handle))
         graph.edges.append(Edge(source, target, handle))
 
-    if errors:  # the structure checks below need a well-formed node and edge list
-        raise GraphInvalid(errors)
-    _structure(graph, errors, check_refs=not trusted)
-    if errors:
-        raise GraphInvalid(errors)
-    return graph
+    return dropped
 
 
 def _reach(graph: Graph, starts: Iterable[str], stop: str, out: Mapping[str, list[Edge]]) -> set[str]:
@@ -368,8 +468,77 @@ def _reach(graph: Graph, starts: Iterable[str], stop: str, out: Mapping[str, lis
     return seen
 
 
-def _structure(graph: Graph, errors: list[GraphError], *, check_refs: bool = True) -> None:
+def _cycles(nodes_left: Iterable[str], out: Mapping[str, list[Edge]]) -> list[list[str]]:
+    """The strongly connected components of more than one node (Tarjan): exactly the nodes of each cycle."""
+    left = set(nodes_left)
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    found: list[list[str]] = []
+
+    def visit(start: str) -> None:  # iterative: a long chain must not hit Python's recursion limit
+        work = [(start, iter([e.target for e in out.get(start, []) if e.target in left]))]
+        index[start] = low[start] = len(index)
+        stack.append(start)
+        on_stack.add(start)
+        while work:
+            node, children = work[-1]
+            child = next(children, None)
+            if child is not None:
+                if child not in index:
+                    index[child] = low[child] = len(index)
+                    stack.append(child)
+                    on_stack.add(child)
+                    work.append((child, iter([e.target for e in out.get(child, []) if e.target in left])))
+                elif child in on_stack:
+                    low[node] = min(low[node], index[child])
+                continue
+            work.pop()
+            if work:
+                low[work[-1][0]] = min(low[work[-1][0]], low[node])
+            if low[node] == index[node]:
+                component = []
+                while True:
+                    member = stack.pop()
+                    on_stack.discard(member)
+                    component.append(member)
+                    if member == node:
+                        break
+                if len(component) > 1:
+                    found.append(sorted(component))
+
+    for n in sorted(left):
+        if n not in index:
+            visit(n)
+    return sorted(found)
+
+
+def _structure(
+    graph: Graph,
+    errors: list[GraphError],
+    *,
+    check_refs: bool = True,
+    reported: set[str] | frozenset[str] = frozenset(),
+    dropped: bool = False,
+) -> None:
     """Loop bodies, scopes, back edges, acyclicity, scope crossings and template references."""
+    back = _loop_scopes(graph, errors)
+    graph.out = {n: [] for n in graph.nodes}
+    graph.into = {n: [] for n in graph.nodes}
+    for e in graph.edges:
+        if e in back:
+            continue
+        graph.out[e.source].append(e)
+        graph.into[e.target].append(e)
+    if _acyclic(graph, errors):  # scopes are only meaningful in an acyclic graph
+        _scope_crossings(graph, back, errors)
+    if check_refs:
+        _check_refs(graph, errors, reported, dropped)
+
+
+def _loop_scopes(graph: Graph, errors: list[GraphError]) -> set[Edge]:
+    """Each loop's body and each node's scope; returns the back edges (body → its loop)."""
     all_out: dict[str, list[Edge]] = {n: [] for n in graph.nodes}
     for e in graph.edges:
         all_out[e.source].append(e)
@@ -397,15 +566,11 @@ def _structure(graph: Graph, errors: list[GraphError], *, check_refs: bool = Tru
                     )
                 )
         graph.scope[node_id] = containing[0] if containing else None
-    graph.out = {n: [] for n in graph.nodes}
-    graph.into = {n: [] for n in graph.nodes}
-    for e in graph.edges:
-        if e in back:
-            continue
-        graph.out[e.source].append(e)
-        graph.into[e.target].append(e)
+    return back
 
-    # Acyclic outside back edges (Kahn).
+
+def _acyclic(graph: Graph, errors: list[GraphError]) -> bool:
+    """Kahn's order outside back edges; one error per cycle (naming exactly its nodes) if there is one."""
     indegree = {n: len(graph.into[n]) for n in graph.nodes}
     ready = deque(sorted(n for n, d in indegree.items() if d == 0))
     order: list[str] = []
@@ -416,19 +581,25 @@ def _structure(graph: Graph, errors: list[GraphError], *, check_refs: bool = Tru
             indegree[e.target] -= 1
             if indegree[e.target] == 0:
                 ready.append(e.target)
-    if len(order) != len(graph.nodes):
-        cyclic = sorted(n for n in graph.nodes if n not in order)
-        errors.append(
-            GraphError(
-                cyclic[0],
-                "edges",
-                f"The graph has a cycle through {', '.join(cyclic[:10])} "
-                "(only a loop's body may lead back to its loop node).",
+    cyclic = len(order) != len(graph.nodes)
+    if cyclic:
+        done = set(order)
+        for cycle in _cycles((n for n in graph.nodes if n not in done), graph.out):
+            errors.append(
+                GraphError(
+                    cycle[0],
+                    "edges",
+                    f"The graph has a cycle through {', '.join(cycle[:10])}"
+                    f"{' …' if len(cycle) > 10 else ''} (only a loop's body may lead back to its loop node).",
+                )
             )
-        )
-        return
-    graph.order = order
+    else:
+        graph.order = order
 
+    return not cyclic
+
+
+def _scope_crossings(graph: Graph, back: set[Edge], errors: list[GraphError]) -> None:
     for e in graph.edges:
         if e in back:
             continue
@@ -454,8 +625,11 @@ def _structure(graph: Graph, errors: list[GraphError], *, check_refs: bool = Tru
                 )
             )
 
-    if not check_refs:
-        return
+
+def _check_refs(
+    graph: Graph, errors: list[GraphError], reported: set[str] | frozenset[str], dropped: bool
+) -> None:
+    """Template references: to a node of the graph, that runs before (outside refused edges)."""
     for node_id in graph.nodes:
         try:
             refs = templates.references(graph.inputs(node_id))
@@ -466,6 +640,8 @@ def _structure(graph: Graph, errors: list[GraphError], *, check_refs: bool = Tru
             if ref.root in ("input", templates.WIDGET_INPUT):
                 continue
             if ref.root == "loop":
+                if graph.node_type(node_id) == "loop" and "while" in graph.inputs(node_id):
+                    continue  # a while loop's condition reads its own loop.index / loop.last
                 if graph.scope[node_id] is None:
                     errors.append(
                         GraphError(
@@ -475,6 +651,8 @@ def _structure(graph: Graph, errors: list[GraphError], *, check_refs: bool = Tru
                         )
                     )
                 continue
+            if ref.root in reported:
+                continue  # that node's own error is reported
             if ref.root not in graph.nodes:
                 errors.append(
                     GraphError(
@@ -484,7 +662,7 @@ def _structure(graph: Graph, errors: list[GraphError], *, check_refs: bool = Tru
                         "which is not a node of this graph.",
                     )
                 )
-            elif ref.root not in ancestors:
+            elif ref.root not in ancestors and not dropped:
                 errors.append(
                     GraphError(
                         node_id,

@@ -66,8 +66,13 @@ class InputNotAllowed(Exception):
 
 @dataclass(frozen=True)
 class StartLoop:
+    """Run the loop's body once per item; or, with ``condition`` (a ``while`` loop), for as long as
+    the condition holds before each iteration, at most ``limit`` times."""
+
     items: list[Any]
     concurrency: int = 1
+    condition: dict[str, Any] | None = None
+    limit: int = 1000
 
 
 @dataclass(frozen=True)
@@ -119,6 +124,8 @@ class NodeType:
     context: ClassVar[str] = "refs"
     # Retries are for transient failures; pure data nodes fail the same way every time.
     retryable: ClassVar[bool] = True
+    # Result caching (``cache_ttl_s``): False for flow and waiting types, whose result is not a value.
+    cacheable: ClassVar[bool] = True
 
     def handles_for(self, inputs: Mapping[str, Any]) -> tuple[str, ...]:
         """The handles this node (with these inputs) exposes; branch types compute them."""
@@ -154,6 +161,15 @@ class NodeType:
     def validate_inputs(self, inputs: Mapping[str, Any]) -> list[tuple[str, str]]:
         """Extra checks beyond the JSON Schema: ``[(field, message)]``."""
         return []
+
+    def side_effects(self, inputs: Mapping[str, Any]) -> str | None:
+        """What this node changes outside the run (a reason), or None: such nodes are cached only with
+        ``cache_side_effects: true``."""
+        return None
+
+    def cache_dependencies(self, inputs: Mapping[str, Any], tenant_id: str) -> Any:
+        """What the inputs point at, for the cache key (e.g. a saved query's last change)."""
+        return None
 
     def run(self, inputs: dict[str, Any], ctx: NodeContext) -> Any:
         raise NotImplementedError

@@ -128,25 +128,65 @@ class _Data(NodeType):
     retryable = False
 
 
+def _kind(value: Any) -> str:
+    """A JSON value's kind as a user would name it (frozen lists are tuples here)."""
+    if isinstance(value, list | tuple):
+        return "a list"
+    if isinstance(value, str):
+        return "text"
+    if isinstance(value, bool):
+        return "true/false"
+    return "a number" if isinstance(value, int | float) else type(value).__name__
+
+
 @register
 class Start(NodeType):
     type = "start"
+    cacheable = False
     name = "Start"
     category = "flow"
-    description = "Where a run begins; its output is the run input."
+    description = (
+        "Where a run begins; its output is the run input, with the defaults of `schema`'s properties "
+        "filled in for fields the input leaves out (read them as {{start.<field>}})."
+    )
     inputs_schema = {"type": "object", "properties": {"schema": {"type": "object"}}}
 
     def run(self, inputs: dict[str, Any], ctx: NodeContext) -> Any:
-        return dict(ctx.data.get("input") or {})
+        raw = ctx.data.get("input") or {}
+        if not isinstance(raw, Mapping):  # a sub-workflow's input, say, is whatever its parent resolved
+            raise NodeError(
+                f"The run's input must be an object, not {_kind(raw)}.",
+                code="bad_input",
+                retryable=False,
+            )
+        given = dict(raw)
+        schema = inputs.get("schema")
+        props = schema.get("properties") if isinstance(schema, dict) else None
+        defaults = {
+            name: prop["default"]
+            for name, prop in (props.items() if isinstance(props, dict) else ())
+            if isinstance(prop, dict) and "default" in prop
+        }
+        return {**defaults, **given}
 
 
 @register
 class End(NodeType):
     type = "end"
+    cacheable = False
     name = "End"
     category = "flow"
-    description = "Its resolved `output` becomes the run's output."
-    inputs_schema = {"type": "object", "properties": {"output": {}}}
+    description = (
+        "Its resolved `output` becomes the run's output. With `terminate`, reaching it ends the run at "
+        "once: nodes still open end canceled."
+    )
+    inputs_schema = {
+        "type": "object",
+        "properties": {
+            "output": {},
+            "terminate": {"type": "boolean", "description": "End the run here, canceling what still runs."},
+        },
+    }
     handles = ()
 
     def default_handle(self, inputs: Mapping[str, Any]) -> str | None:
@@ -165,6 +205,7 @@ class End(NodeType):
 @register
 class Condition(NodeType):
     type = "condition"
+    cacheable = False
     name = "Condition"
     category = "flow"
     description = (
@@ -227,6 +268,7 @@ class Condition(NodeType):
 @register
 class Switch(NodeType):
     type = "switch"
+    cacheable = False
     name = "Switch"
     category = "flow"
     description = (
@@ -278,6 +320,7 @@ class Switch(NodeType):
 @register
 class Fanout(NodeType):
     type = "fanout"
+    cacheable = False
     name = "Fan out"
     category = "flow"
     description = "Starts every branch connected to it; passes `value` through."
@@ -290,12 +333,23 @@ class Fanout(NodeType):
 @register
 class Join(NodeType):
     type = "join"
+    cacheable = False
     name = "Join"
     category = "flow"
     description = (
-        "Waits for all (or, in `any` mode, the first) incoming branches; output maps each to its output."
+        "Waits for all (or, in `any` mode, the first) incoming branches; output maps each to its output. "
+        "In `any` mode, `cancel_others` cancels the branches still running."
     )
-    inputs_schema = {"type": "object", "properties": {"mode": {"enum": ["all", "any"]}}}
+    inputs_schema = {
+        "type": "object",
+        "properties": {
+            "mode": {"enum": ["all", "any"]},
+            "cancel_others": {
+                "type": "boolean",
+                "description": "In `any` mode: cancel the other branches once the first arrives.",
+            },
+        },
+    }
     context = "upstream"
 
     def run(self, inputs: dict[str, Any], ctx: NodeContext) -> Any:
@@ -305,14 +359,25 @@ class Join(NodeType):
 @register
 class Loop(NodeType):
     type = "loop"
+    cacheable = False
     name = "Loop"
     category = "flow"
-    description = "Runs the body (handle `loop`) once per item, `concurrency` at a time; then `completed`."
+    description = (
+        "Runs the body (handle `loop`) once per item, `concurrency` at a time; or, with `while`, for as "
+        "long as the condition holds before each iteration (`{{loop.index}}`, `{{loop.last}}` = the previous "
+        "iteration's result). Then `completed`."
+    )
     inputs_schema = {
         "type": "object",
-        "required": ["items"],
         "properties": {
             "items": {"type": "array"},
+            "while": {
+                "type": "object",
+                "required": ["operator"],
+                "properties": {"left": {}, "operator": OPERATOR_SCHEMA, "right": {}},
+                "additionalProperties": False,
+                "description": "Iterate while {left, operator, right} holds (checked before each iteration).",
+            },
             "concurrency": {"type": "integer", "minimum": 1, "maximum": 100},
             "max_iterations": {"type": "integer", "minimum": 0, "maximum": 100000},
         },
@@ -326,9 +391,16 @@ class Loop(NodeType):
     def route(self, output: Any, inputs: Mapping[str, Any]) -> str:
         return "completed"
 
+    def validate_inputs(self, inputs: Mapping[str, Any]) -> list[tuple[str, str]]:
+        if ("items" in inputs) == ("while" in inputs):
+            return [("items", "Give either `items` (a list) or `while` (a condition), not both.")]
+        return []
+
     def run(self, inputs: dict[str, Any], ctx: NodeContext) -> Any:
-        items = inputs["items"]
         limit = int(inputs.get("max_iterations", 1000))
+        if "while" in inputs:  # the condition is checked by the engine before each iteration
+            return StartLoop(items=[], condition=dict(inputs["while"]), limit=limit)
+        items = inputs["items"]
         if len(items) > limit:
             raise NodeError(
                 f"The loop got {len(items)} items, more than max_iterations={limit}.", code="too_many_items"
@@ -339,6 +411,7 @@ class Loop(NodeType):
 @register
 class Delay(NodeType):
     type = "delay"
+    cacheable = False
     name = "Delay"
     category = "flow"
     description = "Waits `seconds` without holding a worker (the run is parked in the database)."

@@ -14,6 +14,7 @@ from decimal import Decimal
 from typing import Any
 
 import httpx
+from django.core.exceptions import ValidationError as DjangoValidationError
 from rest_framework.exceptions import NotFound
 
 from apps.datasources.connectors.http import UNSENDABLE
@@ -71,6 +72,32 @@ class DataQuery(NodeType):
         if not inputs.get("query") and not (inputs.get("datasource") and "body" in inputs):
             return [("query", "Give `query` (a saved query id) or `datasource` + `body`.")]
         return []
+
+    def cache_dependencies(self, inputs: Mapping[str, Any], tenant_id: str) -> Any:
+        """The saved query's and its datasource's last change: an edited query is never served stale."""
+        from apps.datasources.models import Datasource
+        from apps.queries.models import DataQuery as SavedQuery
+
+        found: dict[str, Any] = {}
+        try:
+            if inputs.get("query"):
+                row = SavedQuery.objects.filter(tenant_id=tenant_id, pk=inputs["query"]).values_list(
+                    "updated_at", "datasource_id"
+                )
+                saved = row.first()
+                if saved is not None:
+                    found["query"] = saved[0].isoformat()
+                    found["datasource_id"] = str(saved[1])
+            ds = found.get("datasource_id") or inputs.get("datasource")
+            if ds:
+                changed = Datasource.objects.filter(tenant_id=tenant_id, pk=ds).values_list(
+                    "updated_at", flat=True
+                )
+                when = changed.first()
+                found["datasource"] = when.isoformat() if when else None
+        except (ValueError, DjangoValidationError):  # not an id: the run reports it
+            pass
+        return found
 
     def run(self, inputs: dict[str, Any], ctx: NodeContext) -> Any:
         from apps.queries import services
@@ -137,6 +164,10 @@ class HTTPRequest(NodeType):
         "type": "object",
         "properties": {"status": {"type": "integer"}, "headers": {"type": "object"}, "body": {}},
     }
+
+    def side_effects(self, inputs: Mapping[str, Any]) -> str | None:
+        method = str(inputs.get("method") or "GET").upper()
+        return None if method in ("GET", "HEAD", "OPTIONS") else f"an HTTP {method} request"
 
     def run(self, inputs: dict[str, Any], ctx: NodeContext) -> Any:
         method = str(inputs.get("method") or "GET").upper()
@@ -225,6 +256,9 @@ class Notify(NodeType):
         "type": "object",
         "properties": {"delivered": {"type": "boolean"}, "id": {"type": ["string", "null"]}},
     }
+
+    def side_effects(self, inputs: Mapping[str, Any]) -> str | None:
+        return "sending a message"
 
     def validate_inputs(self, inputs: Mapping[str, Any]) -> list[tuple[str, str]]:
         channel = inputs.get("channel")

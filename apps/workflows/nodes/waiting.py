@@ -44,6 +44,7 @@ def _object(data: Any) -> dict[str, Any]:
 @register
 class Approval(NodeType):
     type = "approval"
+    cacheable = False
     name = "Approval"
     category = "people"
     description = (
@@ -101,6 +102,7 @@ class Approval(NodeType):
 @register
 class DataCollection(NodeType):
     type = "dataCollection"
+    cacheable = False
     name = "Data collection"
     category = "people"
     description = "Waits for a person to fill in a form; `schema` (JSON Schema) validates the values."
@@ -156,6 +158,7 @@ class DataCollection(NodeType):
 @register
 class SubWorkflow(NodeType):
     type = "subWorkflow"
+    cacheable = False
     name = "Sub-workflow"
     category = "flow"
     description = (

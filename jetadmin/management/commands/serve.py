@@ -7,10 +7,13 @@ HTTP/websockets only and ``celery -A jetadmin worker`` / ``beat`` run beside it.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from django.conf import settings
 from django.core.management.base import BaseCommand
+
+logger = logging.getLogger("jetadmin.serve")
 
 
 class Command(BaseCommand):
@@ -38,13 +41,23 @@ class Command(BaseCommand):
         else:
             mode = "distributed (run `celery -A jetadmin worker` and `celery -A jetadmin beat` beside it)"
         shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host  # noqa: S104 - only for the printed URL
-        self.stdout.write(self.style.SUCCESS(f"jetadmin serving on http://{shown}:{port}/  [{mode}]"))
+        self.say(f"jetadmin serving on http://{shown}:{port}/  [{mode}]", success=True)
         if settings.JETADMIN_ENCRYPTION_KEY_FILE:
-            self.stdout.write(
+            self.say(
                 f"Secrets are encrypted with the generated key in {settings.JETADMIN_ENCRYPTION_KEY_FILE} "
                 "(keep it; set JETADMIN_ENCRYPTION_KEYS to use your own)."
             )
         workers = 1 if settings.EMBEDDED else opts["workers"]
+        if workers > 1 and not settings.JETADMIN_METRICS_DIR:  # /metrics must add up every web process
+            import os
+            import tempfile
+
+            os.environ["JETADMIN_METRICS_DIR"] = os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(
+                prefix="jetadmin-metrics-"
+            )
+        from jetadmin import metrics
+
+        metrics.prepare_directory()
         try:
             uvicorn.run(
                 "jetadmin.asgi:application",
@@ -53,6 +66,7 @@ class Command(BaseCommand):
                 workers=workers,
                 lifespan="off",
                 log_level="info",
+                log_config=None,  # uvicorn's lines go through the settings' LOGGING (LOG_FORMAT) too
                 proxy_headers=True,
                 # Run-stream messages are small JSON: compressing each one cost more CPU than sending it
                 # (a third of a web process' time with 100 clients watching a run).
@@ -61,3 +75,10 @@ class Command(BaseCommand):
         finally:
             if settings.EMBEDDED:
                 embedded.stop()
+
+    def say(self, text: str, success: bool = False) -> None:
+        """To the terminal in text mode; a log line (JSON) when LOG_FORMAT=json."""
+        if settings.LOG_FORMAT == "json":
+            logger.info(text)
+        else:
+            self.stdout.write(self.style.SUCCESS(text) if success else text)

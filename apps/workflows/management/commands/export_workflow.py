@@ -32,7 +32,7 @@ class Command(BaseCommand):
             if workflow.current_version
             else {"nodes": [], "edges": []},
         }
-        text = json.dumps(data, indent=2)
+        text = json.dumps(data, indent=2, ensure_ascii=False)
         if opts["output"]:
             Path(opts["output"]).write_text(text + "\n")
             self.stderr.write(f"wrote {opts['output']}")

@@ -8,6 +8,7 @@ embedded default the command starts the in-process worker itself.
 from __future__ import annotations
 
 import json
+import logging
 import sys
 import time
 from pathlib import Path
@@ -55,6 +56,11 @@ class Command(BaseCommand):
         if settings.EMBEDDED:
             from jetadmin import embedded
 
+            if (
+                opts["verbosity"] < 2
+            ):  # the progress display is the output; the worker's start-up lines are noise
+                for name in ("celery", "jetadmin.embedded"):
+                    logging.getLogger(name).setLevel(logging.WARNING)
             embedded.start()
         try:
             instance = services.workflow_test(actor=Actor(), tenant=tenant, graph=graph, input=run_input)
@@ -118,7 +124,7 @@ class Command(BaseCommand):
             time.sleep(0.1)
         self.stdout.write(f"run {instance.id}: {instance.status}")
         if instance.status == "succeeded":
-            self.stdout.write(json.dumps(instance.output, indent=2, default=str))
+            self.stdout.write(json.dumps(instance.output, indent=2, default=str, ensure_ascii=False))
         else:
-            self.stderr.write(json.dumps(instance.error, indent=2, default=str))
+            self.stderr.write(json.dumps(instance.error, indent=2, default=str, ensure_ascii=False))
             sys.exit(1)

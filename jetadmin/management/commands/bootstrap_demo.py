@@ -1,4 +1,5 @@
-"""Create the demo tenant and its admin user (idempotent) and print how to log in."""
+"""Create the demo tenant, its admin user and the demo data of jetadmin/demo.py (idempotent), and
+print how to log in."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from django.db import transaction
 
 from apps.tenancy import services
 from apps.tenancy.models import Membership, User
+from jetadmin import demo
 
 DEMO_TENANT = "Demo"
 
@@ -38,12 +40,11 @@ class Command(BaseCommand):
             tenant = services.tenant_create(actor=services.Actor(user=user), name=DEMO_TENANT)
         else:
             tenant = membership.tenant
-        # demo data of the other apps, through their services
-        from apps.queries.demo import ensure_sales_demo
-        from apps.widgets.demo import ensure_widgets_demo
-
-        report = ensure_sales_demo(actor=services.Actor(user=user), tenant=tenant)
-        widgets = ensure_widgets_demo(actor=services.Actor(user=user), tenant=tenant, workflow=report)
+        report = demo.ensure_sales_demo(actor=services.Actor(user=user), tenant=tenant)
+        cases = demo.ensure_demo_test_cases(actor=services.Actor(user=user), workflow=report)
+        widgets, dashboard = demo.ensure_dashboard_demo(
+            actor=services.Actor(user=user), tenant=tenant, workflow=report
+        )
         url = opts["url"].rstrip("/")
         password = opts["password"] + ("" if created else "  (as first set; this run did not change it)")
         self.stdout.write(
@@ -54,5 +55,7 @@ class Command(BaseCommand):
             + f"  Tenant    {tenant.name} ({url}/t/{tenant.id}/)\n"
             + f"  API docs  {url}/api/docs/   Admin  {url}/admin/\n"
             + f'  Demo      workflow "{report.name}" ({report.id}): run it with {{"since": "2026-01-01"}}\n'
+            + f"  Tests     {len(cases)} test cases of the report: manage.py test_workflows\n"
             + f"  Widgets   {', '.join(w.name for w in widgets)} (their data: POST …/widgets/<id>/data/)\n"
+            + f'  Dashboard "{dashboard.name}" ({url}/t/{tenant.id}/dashboards/{dashboard.id}/)\n'
         )
