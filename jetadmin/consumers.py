@@ -40,6 +40,7 @@ from apps.widgets import bridge
 from apps.workflows import streams
 from jetadmin import metrics
 from jetadmin.api.errors import ApplicationError
+from jetadmin.wsprotocol import SEND_MANY
 
 logger = logging.getLogger(__name__)
 INBOX = 2000  # live messages a connection may have waiting; beyond, they are dropped (and refilled)
@@ -194,6 +195,8 @@ class EventsConsumer(AsyncWebsocketConsumer):
         self.refilled = time.monotonic()
         self.limited_at = -1e9  # when this connection was last told it is rate limited
         self.inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue(maxsize=INBOX)
+        self.outbox: list[str] = []  # run events to send, in order (deliver, send_outbox)
+        self.send_many = SEND_MANY in self.scope.get("extensions", {})  # manage.py serve's protocol
         self.lock = asyncio.Lock()  # live messages and the client's own events, one at a time
         self.drainer = asyncio.get_running_loop().create_task(self.drain())
         streams.publisher.server_loop = asyncio.get_running_loop()  # for the in-memory layer
@@ -253,6 +256,7 @@ class EventsConsumer(AsyncWebsocketConsumer):
         return True
 
     async def send_event(self, event: str, data: dict[str, Any]) -> None:
+        await self.send_outbox()  # run events queued before this one leave first
         await self.send(text_data=json.dumps({"event": event, "data": data}, default=str))
 
     async def error(self, code: str, message: str, **extra: Any) -> None:
@@ -560,7 +564,8 @@ class EventsConsumer(AsyncWebsocketConsumer):
                 metrics.WS_REFILLED.inc()
                 await self.fill(data["instance_id"], data["seq"] - 1)  # the layer lost something
             if data["seq"] == run["next"]:
-                await self.deliver(data["instance_id"], msg)
+                self.deliver(data["instance_id"], msg)
+        await self.send_outbox()
 
     async def fill(self, iid: str, upto: int) -> None:
         """Send the journal's rows from the next owed ``seq`` up to ``upto`` (a replay, or a hole)."""
@@ -570,9 +575,11 @@ class EventsConsumer(AsyncWebsocketConsumer):
             if not page:
                 return  # not committed yet as far as this snapshot goes; the live message follows
             for msg in page:
-                await self.deliver(iid, msg)
+                self.deliver(iid, msg)
+            await self.send_outbox()
 
-    async def deliver(self, iid: str, msg: dict[str, Any]) -> None:
+    def deliver(self, iid: str, msg: dict[str, Any]) -> None:
+        """Queue one run event for the client (:meth:`send_outbox` sends what is queued, in order)."""
         run = self.runs[iid]
         data = msg["data"]
         run["next"] = data["seq"] + 1
@@ -581,4 +588,15 @@ class EventsConsumer(AsyncWebsocketConsumer):
             if data.get("output_truncated"):
                 data["output_url"] = f"/api/v1/tenants/{run['tenant']}/workflows/instances/{iid}/"
             text = msg["text"] = json.dumps({"event": msg["event"], "data": data}, default=str)
-        await self.send(text_data=text)
+        self.outbox.append(text)
+
+    async def send_outbox(self) -> None:
+        """Send the queued run events: in one ASGI message where the server takes several at once."""
+        if not self.outbox:
+            return
+        texts, self.outbox = self.outbox, []
+        if self.send_many:
+            await self.base_send({"type": SEND_MANY, "texts": texts})
+            return
+        for text in texts:
+            await self.send(text_data=text)

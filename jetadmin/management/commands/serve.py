@@ -56,6 +56,7 @@ class Command(BaseCommand):
                 prefix="jetadmin-metrics-"
             )
         from jetadmin import metrics
+        from jetadmin.wsprotocol import WebSocketProtocol
 
         metrics.prepare_directory()
         try:
@@ -71,6 +72,7 @@ class Command(BaseCommand):
                 # Run-stream messages are small JSON: compressing each one cost more CPU than sending it
                 # (a third of a web process' time with 100 clients watching a run).
                 ws_per_message_deflate=False,
+                ws=WebSocketProtocol,  # a burst of frames leaves in one write (jetadmin/wsprotocol.py)
             )
         finally:
             if settings.EMBEDDED:
