@@ -103,15 +103,17 @@ def run_duration(iid: str) -> float:
 
 
 def wait_done(iid: str, timeout: float = 60) -> float:
+    """Wait for the run's end, polling on one connection (a new connection per poll would start a
+    PostgreSQL backend on the bench's cores while an unwatched run is still going)."""
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with psycopg.connect(f"{PG}/{DB}") as conn:
+    with psycopg.connect(f"{PG}/{DB}", autocommit=True) as conn:
+        while time.monotonic() < deadline:
             status = conn.execute(
                 "SELECT status FROM workflows_workflowinstance WHERE id = %s", [iid]
             ).fetchone()
-        if status and status[0] in ("succeeded", "failed"):
-            return run_duration(iid)
-        time.sleep(0.05)
+            if status and status[0] in ("succeeded", "failed"):
+                return run_duration(iid)
+            time.sleep(0.05)
     raise SystemExit(f"run {iid} did not end")
 
 
@@ -175,7 +177,8 @@ def publishing_cost(
     paired = statistics.median(wr / ar for ar, wr in zip(alone, watched, strict=True))
     print(
         f"W1 40-node chain (gate end -> run end, median of {runs}): alone {a:.1f} ms | "
-        f"with {watchers} watchers {w:.1f} ms | ratio {w / a:.2f} (median of paired ratios {paired:.2f})"
+        f"with {watchers} watchers {w:.1f} ms | ratio {w / a:.2f} "
+        f"(median of paired ratios {paired:.2f})"
     )
     for kind, by_process in cpu.items():  # the bench's own CPU includes its watchers' clients
         parts = " | ".join(f"{name} {seconds * 1000 / runs:.1f}" for name, seconds in by_process.items())

@@ -208,7 +208,9 @@ def test_credentials_checked_by_moto(iam_auth: dict[str, Any]) -> None:
     assert S3Connector(good).execute({"action": "list", "prefix": "logs/"}).row_count == 1
 
     secret = good["secret_access_key"]
-    wrong_secret = {**good, "secret_access_key": "x" + secret[1:]}
+    # One character changed (a fixed "x" left a secret starting with "x" unchanged: 1 run in ~60 failed).
+    wrong_secret = {**good, "secret_access_key": ("y" if secret[0] == "x" else "x") + secret[1:]}
+    assert wrong_secret["secret_access_key"] != secret
     with pytest.raises(base.AuthFailed, match="check the secret access key") as info:
         S3Connector(wrong_secret).execute({"action": "list"})
     assert secret not in str(info.value) and wrong_secret["secret_access_key"] not in str(info.value)
