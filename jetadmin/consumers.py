@@ -196,7 +196,7 @@ class EventsConsumer(AsyncWebsocketConsumer):
         self.limited_at = -1e9  # when this connection was last told it is rate limited
         self.inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue(maxsize=INBOX)
         self.outbox: list[str] = []  # run events to send, in order (deliver, send_outbox)
-        self.send_many = SEND_MANY in self.scope.get("extensions", {})  # manage.py serve's protocol
+        self.send_many = SEND_MANY in (self.scope.get("extensions") or {})  # manage.py serve's protocol
         self.lock = asyncio.Lock()  # live messages and the client's own events, one at a time
         self.drainer = asyncio.get_running_loop().create_task(self.drain())
         streams.publisher.server_loop = asyncio.get_running_loop()  # for the in-memory layer
