@@ -4,7 +4,7 @@ A run stream sends bursts: a worker's flush carries a dozen journal events, and 
 watching the run turns them into a dozen websocket frames in one go. uvicorn writes each frame to the
 socket as it is sent, so each frame cost the web process a ``send`` syscall and woke the client once;
 with ten browsers watching a 40-node chain that was over a thousand writes and wake-ups while the
-chain ran, on the same cores as the worker running it (bench/realtime.py: W1 1.3-1.5x slower watched).
+chain ran, on the same cores as the worker running it (bench/realtime.py: W1 1.6-1.7x slower watched).
 
 Here the frames a connection sends during one turn of the event loop leave in one write at the end of
 the turn. Frames stay separate websocket messages (the contract is unchanged); only their bytes share
